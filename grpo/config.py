@@ -1,0 +1,312 @@
+"""The run configuration: one small strict model per concern, loaded from YAML plus ``key.sub=value`` overrides.
+
+Every mistake a user can make in a config (unknown or misspelt key, wrong type, missing file, a batch that
+``num_generations`` does not divide, an unknown reward) becomes a :class:`ConfigError` whose lines each name the
+key and say what is allowed. The CLI prints them and exits with code 2 before anything is written to disk.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grpo.embedded import DEFAULT_MODEL
+
+
+class ConfigError(ValueError):
+    """A config mistake; ``str(err)`` is one line per problem, each naming the key."""
+
+
+class _Section(BaseModel):
+    # extra="forbid": a misspelt key is an error, never silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSection(_Section):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run directory name")
+    output_dir: Path = Field(Path("runs"), description="parent folder of run directories")
+    seed: int = 42
+
+
+class LoraSection(_Section):
+    enabled: bool = True
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+class ModelSection(_Section):
+    name: str = Field(DEFAULT_MODEL, description="hub id, local folder, .gguf file, or an embedded model name")
+    backend: Literal["auto", "hf", "unsloth"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    load_in_4bit: bool = False
+    gradient_checkpointing: bool = False
+    max_seq_length: int = Field(1024, gt=0, description="longest prompt + completion (Unsloth sizes buffers by it)")
+    lora: LoraSection = LoraSection()
+
+
+class SyntheticSection(_Section):
+    train_size: int = Field(2000, gt=0)
+    eval_size: int = Field(200, gt=0)
+    min_digits: int = Field(1, ge=1, le=9)
+    max_digits: int = Field(2, ge=1, le=9)
+    num_operations: int = Field(1, ge=1, le=5)
+    operations: list[Literal["+", "-", "*"]] = Field(default_factory=lambda: ["+", "-"], min_length=1)
+    word_problems: float = Field(0.0, ge=0.0, le=1.0, description="fraction phrased as short word problems")
+    seed: int = 1234
+
+
+class DataSection(_Section):
+    source: Literal["synthetic", "gsm8k", "file", "hub"] = "synthetic"
+    path: str | None = Field(None, description="gsm8k folder or hub id; jsonl/parquet file; hub dataset id")
+    eval_path: str | None = Field(None, description="held-out jsonl/parquet file (source: file)")
+    train_split: str = "train"
+    eval_split: str = "test"
+    question_column: str = "question"
+    answer_column: str = "answer"
+    system_prompt: str = (
+        "Solve the math problem. Think step by step, then finish with a final line of the form: The answer is N."
+    )
+    max_prompt_tokens: int = Field(512, gt=0)
+    prompt_overflow: Literal["drop", "truncate"] = "drop"
+    max_train_samples: int | None = Field(None, gt=0)
+    synthetic: SyntheticSection = SyntheticSection()
+
+
+class RewardSpec(_Section):
+    name: str = Field(description="registered reward name, 'package.module:function' or 'file.py:function'")
+    weight: float = 1.0
+    params: dict[str, Any] = Field(default_factory=dict)
+    on_error: Literal["raise", "none"] = "raise"
+
+
+class TrainSection(_Section):
+    max_steps: int = Field(100, gt=0)
+    learning_rate: float = Field(5e-5, gt=0)
+    lr_scheduler_type: Literal[
+        "linear", "cosine", "constant", "constant_with_warmup", "cosine_with_min_lr", "polynomial"
+    ] = "constant_with_warmup"
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    optim: str = "adamw_torch"
+    per_device_train_batch_size: int = Field(8, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    num_generations: int = Field(8, ge=2)
+    max_completion_length: int = Field(256, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    beta: float = Field(0.0, ge=0.0, description="KL coefficient; 0 skips the reference model")
+    epsilon: float = Field(0.2, gt=0)
+    epsilon_high: float | None = Field(None, gt=0)
+    num_iterations: int = Field(1, gt=0)
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    mask_truncated_completions: bool = False
+    cache_implementation: Literal["dynamic", "static"] | None = None
+    generation_kwargs: dict[str, Any] = Field(default_factory=dict)
+    logging_steps: int = Field(1, gt=0)
+    save_steps: int = Field(50, gt=0)
+    save_total_limit: int | None = Field(2, gt=0)
+    report_to: list[Literal["tensorboard", "trackio", "wandb", "none"]] = Field(default_factory=lambda: ["tensorboard"])
+
+
+class EvalSection(_Section):
+    before_after: bool = Field(False, description="greedy eval on held-out problems before and after training")
+    num_problems: int = Field(64, gt=0)
+    max_new_tokens: int = Field(256, gt=0)
+    batch_size: int = Field(16, gt=0)
+
+
+class RunConfig(_Section):
+    run: RunSection = RunSection()
+    model: ModelSection = ModelSection()
+    data: DataSection = DataSection()
+    rewards: list[RewardSpec] = Field(
+        default_factory=lambda: [RewardSpec(name="math_correctness"), RewardSpec(name="answer_line", weight=0.5)],
+        min_length=1,
+    )
+    train: TrainSection = TrainSection()
+    eval: EvalSection = EvalSection()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.output_dir / self.run.name
+
+
+# ----------------------------------------------------------------------------------------------------- loading
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.max_steps=5`` -> (["train", "max_steps"], 5). Values are parsed as YAML scalars/lists."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: expected key.sub=value, e.g. train.max_steps=5")
+    return key.split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_override(data: dict, path: list[str], value: Any) -> None:
+    node: Any = data
+    for depth, part in enumerate(path[:-1]):
+        where = ".".join(path[: depth + 1])
+        if isinstance(node, list):
+            node = node[_list_index(node, part, where)]
+            continue
+        child = node.setdefault(part, {})
+        if not isinstance(child, (dict, list)):
+            raise ConfigError(f"{where}: is a value ({child!r}), so {'.'.join(path)} cannot be set")
+        node = child
+    last = path[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, ".".join(path))] = value
+    else:
+        node[last] = value
+
+
+def _list_index(node: list, part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"{where}: expected an index 0..{len(node) - 1} into the list")
+    return int(part)
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """Field names allowed at the parent of ``loc`` (walks the schema along the location)."""
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", None)
+        model = inner[0] if inner and isinstance(inner[0], type) and issubclass(inner[0], BaseModel) else annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return list(model.model_fields)
+
+
+def _format_loc(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: dict) -> str:
+    loc = error["loc"]
+    key = _format_loc(loc)
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"; did you mean '{guess[0]}'?" if guess else ""
+        return f"{key}: unknown key{hint} allowed: {', '.join(allowed)}"
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+
+
+def from_dict(data: dict) -> RunConfig:
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError("\n".join(_describe(e) for e in err.errors())) from None
+    check_consistency(config)
+    return config
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """Read YAML (or start from defaults when ``path`` is None), apply overrides, validate."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (run, model, data, rewards, train, eval)")
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(data, keys, value)
+    return from_dict(data)
+
+
+def to_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+# ------------------------------------------------------------------------------------------- cross-field checks
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(2, n + 1) if n % d == 0]
+
+
+def check_consistency(config: RunConfig) -> None:
+    """Checks that involve more than one field, or the file system; each problem names the key to change."""
+    problems: list[str] = []
+    train, data, model = config.train, config.data, config.model
+
+    generation_batch = train.per_device_train_batch_size * train.gradient_accumulation_steps
+    if generation_batch % train.num_generations:
+        problems.append(
+            f"train.num_generations: {train.num_generations} must divide the generation batch "
+            f"per_device_train_batch_size x gradient_accumulation_steps = {generation_batch}; "
+            f"allowed: {', '.join(map(str, _divisors(generation_batch))) or 'none (batch too small)'}"
+        )
+    if data.source == "synthetic" and data.synthetic.min_digits > data.synthetic.max_digits:
+        problems.append(
+            f"data.synthetic.min_digits: {data.synthetic.min_digits} exceeds max_digits {data.synthetic.max_digits}"
+        )
+    if data.source == "file":
+        if data.path is None:
+            problems.append("data.path: required when data.source is 'file' (a .jsonl, .json or .parquet file)")
+        elif not Path(data.path).is_file():
+            problems.append(f"data.path: file {data.path!r} does not exist")
+        elif Path(data.path).suffix not in (".jsonl", ".json", ".parquet"):
+            problems.append(f"data.path: {data.path!r} must end in .jsonl, .json or .parquet")
+    if data.eval_path is not None and not Path(data.eval_path).is_file():
+        problems.append(f"data.eval_path: file {data.eval_path!r} does not exist")
+    if data.source == "hub" and data.path is None:
+        problems.append("data.path: required when data.source is 'hub' (a dataset id such as 'openai/gsm8k')")
+    if data.source == "gsm8k" and data.path and _looks_local(data.path) and not Path(data.path).is_dir():
+        problems.append(f"data.path: folder {data.path!r} does not exist (expected train.jsonl and test.jsonl)")
+    if _looks_local(model.name) and not Path(model.name).exists():
+        problems.append(f"model.name: path {model.name!r} does not exist")
+    if model.load_in_4bit and model.backend == "hf" and model.dtype == "float32":
+        problems.append("model.load_in_4bit: needs a 16-bit compute dtype; set model.dtype to bfloat16 or auto")
+    if train.epsilon_high is not None and train.epsilon_high < train.epsilon:
+        problems.append(f"train.epsilon_high: {train.epsilon_high} is below train.epsilon {train.epsilon}")
+    names = [spec.name for spec in config.rewards]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        problems.append(f"rewards: each reward may appear once; repeated: {', '.join(duplicates)}")
+    problems.extend(_reward_problems(config))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _looks_local(name: str) -> bool:
+    """A path the user meant as a file or folder on disk (rather than a hub id or an embedded name)."""
+    return name.startswith((".", "/", "~")) or name.endswith((".gguf", ".jsonl", ".json", ".parquet"))
+
+
+def _reward_problems(config: RunConfig) -> list[str]:
+    import rewards
+
+    problems = []
+    for index, spec in enumerate(config.rewards):
+        try:
+            rewards.build(spec.name, spec.params)
+        except rewards.RewardSpecError as err:
+            problems.append(f"rewards[{index}]: {err}")
+    return problems

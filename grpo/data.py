@@ -1,0 +1,147 @@
+"""Datasets and prompts: every source becomes rows ``{"prompt": [messages], "answer": str, "question": str, "id"}``.
+
+``prompt`` is TRL's conversational format (system prompt + user question); TRL applies the model's chat template.
+``answer`` travels as a dataset column, which TRL hands to every reward as the ``answer=`` keyword. Prompts
+longer than ``data.max_prompt_tokens`` (after the chat template) are dropped or left-truncated here, because
+TRL 1.x no longer truncates prompts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, load_dataset
+
+from grpo.config import ConfigError, DataSection
+from grpo.synthetic import SyntheticSizeError, generate_splits
+
+GSM8K_HUB_ID = "openai/gsm8k"
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Dataset
+    held_out: Dataset | None
+    dropped: int  # prompts removed (or truncated, with prompt_overflow=truncate) for being too long
+    overflow: str
+
+
+def build_messages(system_prompt: str, question: str) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return messages + [{"role": "user", "content": question}]
+
+
+def _synthetic(data: DataSection) -> tuple[Dataset, Dataset]:
+    knobs = data.synthetic
+    try:
+        train, held_out = generate_splits(
+            knobs.train_size, knobs.eval_size, min_digits=knobs.min_digits, max_digits=knobs.max_digits,
+            num_operations=knobs.num_operations, operations=knobs.operations, word_problems=knobs.word_problems,
+            seed=knobs.seed,
+        )
+    except SyntheticSizeError as err:
+        raise ConfigError(str(err)) from None
+
+    def rows(problems, split):
+        return Dataset.from_list(
+            [{"id": f"synthetic-{split}-{i:05d}", "question": p.question, "answer": str(p.answer)}
+             for i, p in enumerate(problems)]
+        )
+
+    return rows(train, "train"), rows(held_out, "held_out")
+
+
+def _gsm8k_split(path: str | None, split: str) -> Dataset:
+    """From a local folder holding the original ``<split>.jsonl`` files, else from the hub id."""
+    source = path or GSM8K_HUB_ID
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        file = folder / f"{split}.jsonl"
+        if not file.is_file():
+            raise ConfigError(f"data.path: {folder} has no {split}.jsonl (splits: train, test)")
+        return load_dataset("json", data_files=str(file), split="train")
+    return load_dataset(source, "main", split=split)
+
+
+def _file(path: str) -> Dataset:
+    kind = "parquet" if path.endswith(".parquet") else "json"
+    return load_dataset(kind, data_files=str(Path(path).expanduser()), split="train")
+
+
+def _standardize(dataset: Dataset, data: DataSection, split: str) -> Dataset:
+    """Rename the configured question/answer columns and add a stable id."""
+    for role, column in (("question_column", data.question_column), ("answer_column", data.answer_column)):
+        if column not in dataset.column_names:
+            raise ConfigError(
+                f"data.{role}: column {column!r} not in the {split} data; columns: {', '.join(dataset.column_names)}"
+            )
+    dataset = dataset.map(
+        lambda row, index: {"id": f"{split}-{index:05d}", "question": str(row[data.question_column]),
+                            "answer": str(row[data.answer_column])},
+        with_indices=True,
+        remove_columns=dataset.column_names,
+    )
+    return dataset
+
+
+def load_raw(data: DataSection) -> tuple[Dataset, Dataset | None]:
+    """(train, held-out) rows with columns id, question, answer; held-out may be None for a single file."""
+    if data.source == "synthetic":
+        return _synthetic(data)
+    if data.source == "gsm8k":
+        train = _gsm8k_split(data.path, data.train_split)
+        held_out = _gsm8k_split(data.path, data.eval_split)
+    elif data.source == "file":
+        train = _file(data.path)
+        held_out = _file(data.eval_path) if data.eval_path else None
+    else:  # hub
+        train = load_dataset(data.path, split=data.train_split)
+        held_out = load_dataset(data.path, split=data.eval_split) if data.eval_split else None
+    train = _standardize(train, data, "train")
+    held_out = _standardize(held_out, data, "held_out") if held_out is not None else None
+    return train, held_out
+
+
+def add_prompts(dataset: Dataset, data: DataSection, tokenizer) -> tuple[Dataset, int]:
+    """Add the conversational ``prompt`` column; drop or left-truncate prompts over ``max_prompt_tokens``."""
+    limit = data.max_prompt_tokens
+
+    def prompt_length(question: str) -> int:
+        ids = tokenizer.apply_chat_template(build_messages(data.system_prompt, question),
+                                            add_generation_prompt=True, tokenize=True)
+        return len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+    def fit(question: str) -> str | None:
+        overflow = prompt_length(question) - limit
+        if overflow <= 0:
+            return question
+        if data.prompt_overflow == "drop":
+            return None
+        question_ids = tokenizer(question, add_special_tokens=False)["input_ids"]
+        if overflow >= len(question_ids):
+            return None  # the system prompt and template alone exceed the limit
+        # Keep the end of the question: in math problems the actual question comes last.
+        return tokenizer.decode(question_ids[overflow:], skip_special_tokens=False)
+
+    questions = [fit(q) for q in dataset["question"]]
+    changed = sum(1 for new, old in zip(questions, dataset["question"]) if new != old)
+    keep = [i for i, q in enumerate(questions) if q is not None]
+    dataset = dataset.select(keep)
+    kept_questions = [questions[i] for i in keep]
+    dataset = dataset.remove_columns("question").add_column("question", kept_questions)
+    prompts = [build_messages(data.system_prompt, q) for q in kept_questions]
+    return dataset.add_column("prompt", prompts), changed
+
+
+def load_splits(data: DataSection, tokenizer, max_train_samples: int | None = None) -> Splits:
+    train, held_out = load_raw(data)
+    limit = max_train_samples or data.max_train_samples
+    if limit is not None and len(train) > limit:
+        train = train.select(range(limit))
+    train, changed = add_prompts(train, data, tokenizer)
+    if len(train) == 0:
+        raise ConfigError(f"data.max_prompt_tokens: {data.max_prompt_tokens} leaves no training prompt; raise it")
+    if held_out is not None:
+        held_out, _ = add_prompts(held_out, data, tokenizer)
+    return Splits(train=train, held_out=held_out, dropped=changed, overflow=data.prompt_overflow)

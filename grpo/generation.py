@@ -1,0 +1,87 @@
+"""Batched, KV-cached generation from chat prompts, with left padding and a progress bar showing tokens/s."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    num_tokens: int  # generated tokens up to and including eos
+    truncated: bool  # stopped by max_new_tokens rather than eos
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    num_samples: int = 1
+    seed: int = 0
+    cache_implementation: str | None = None  # None: dynamic KV cache; "static": fixed-size cache (compilable)
+
+
+def _split_completions(ids: torch.Tensor, eos_ids: set[int], tokenizer) -> list[Completion]:
+    results = []
+    for row in ids.tolist():
+        end = next((i for i, token in enumerate(row) if token in eos_ids), None)
+        kept = row if end is None else row[: end + 1]
+        text = tokenizer.decode(kept, skip_special_tokens=True)
+        results.append(Completion(text=text, num_tokens=len(kept), truncated=end is None))
+    return results
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: list[list[dict[str, str]]], params: SamplingParams, batch_size: int,
+             description: str = "generating", progress: bool = True) -> list[list[Completion]]:
+    """``params.num_samples`` completions per prompt, in prompt order. Greedy when ``do_sample`` is False."""
+    was_training = model.training
+    model.eval()
+    eos_ids = _eos_ids(model, tokenizer)
+    device = next(model.parameters()).device
+    expanded = [prompt for prompt in prompts for _ in range(params.num_samples)]
+    results: list[Completion] = []
+    generated_tokens, started = 0, time.perf_counter()
+    bar = tqdm(total=len(expanded), desc=description, unit="completion", disable=not progress, leave=False)
+    options: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample,
+                               "use_cache": True, "pad_token_id": tokenizer.pad_token_id,
+                               "eos_token_id": sorted(eos_ids)}
+    if params.do_sample:
+        options |= {"temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+    else:
+        options |= {"temperature": None, "top_p": None, "top_k": None}
+    if params.cache_implementation:
+        options["cache_implementation"] = params.cache_implementation
+    try:
+        for start in range(0, len(expanded), batch_size):
+            batch = expanded[start : start + batch_size]
+            if params.do_sample:  # a per-batch seed keeps results independent of how far a resumed run got
+                torch.manual_seed(params.seed + start)
+            encoded = tokenizer.apply_chat_template(batch, add_generation_prompt=True, padding=True,
+                                                    return_tensors="pt", return_dict=True).to(device)
+            output = model.generate(**encoded, **options)
+            completions = _split_completions(output[:, encoded["input_ids"].shape[1] :], eos_ids, tokenizer)
+            results.extend(completions)
+            generated_tokens += sum(c.num_tokens for c in completions)
+            bar.update(len(batch))
+            bar.set_postfix(tok_s=f"{generated_tokens / (time.perf_counter() - started):.0f}")
+    finally:
+        bar.close()
+        model.train(was_training)
+    n = params.num_samples
+    return [results[i * n : (i + 1) * n] for i in range(len(prompts))]

@@ -1,0 +1,201 @@
+"""RunConfig -> ``trl.GRPOConfig`` + ``trl.GRPOTrainer``; the run directory; resume; before/after evaluation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+from transformers import TrainerCallback
+
+import rewards
+from grpo import rundir
+from grpo.config import ConfigError, RunConfig, to_yaml
+from grpo.data import load_splits
+from grpo.evaluate import Scorer, greedy_eval
+from grpo.models import LoadedModel, cuda_available, load, resolve_backend
+from grpo.report import before_after_table
+
+logger = logging.getLogger("grpo")
+ADAPTER_DIR = "adapter"
+METRICS_FILE = "metrics.jsonl"
+
+
+def check_trl_runs_here() -> None:
+    """TRL 1.15's GRPOTrainer computes log-probs with Triton kernels only; 1.16 falls back to torch on a CPU."""
+    trl_version = Version(version("trl"))
+    if trl_version < Version("1.16") and not cuda_available():
+        raise ConfigError(
+            f"trl {trl_version}: its GRPOTrainer needs Triton (a CUDA GPU); on a CPU install trl>=1.16 "
+            "(pip install 'trl>=1.16,<1.17')"
+        )
+
+
+def reward_context(config: RunConfig) -> dict[str, Any]:
+    """Run settings that parameterised rewards may take as defaults (e.g. the overlong penalty's limit)."""
+    return {"max_completion_length": config.train.max_completion_length}
+
+
+def build_grpo_args(config: RunConfig, output_dir: Path, weights: list[float], dtype_name: str):
+    from trl import GRPOConfig
+
+    train = config.train
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        seed=config.run.seed,
+        max_steps=train.max_steps,
+        learning_rate=train.learning_rate,
+        lr_scheduler_type=train.lr_scheduler_type,
+        warmup_steps=train.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
+        weight_decay=train.weight_decay,
+        max_grad_norm=train.max_grad_norm,
+        optim=train.optim,
+        per_device_train_batch_size=train.per_device_train_batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        num_generations=train.num_generations,
+        max_completion_length=train.max_completion_length,
+        temperature=train.temperature,
+        top_p=train.top_p,
+        top_k=train.top_k,
+        beta=train.beta,
+        epsilon=train.epsilon,
+        epsilon_high=train.epsilon_high,
+        num_iterations=train.num_iterations,
+        loss_type=train.loss_type,
+        scale_rewards=train.scale_rewards,
+        mask_truncated_completions=train.mask_truncated_completions,
+        cache_implementation=train.cache_implementation,
+        generation_kwargs=train.generation_kwargs or None,
+        reward_weights=weights,
+        logging_steps=train.logging_steps,
+        save_strategy="steps",
+        save_steps=train.save_steps,
+        save_total_limit=train.save_total_limit,
+        report_to=[r for r in train.report_to if r != "none"] or "none",
+        bf16=dtype_name == "bfloat16",
+        fp16=dtype_name == "float16",
+        gradient_checkpointing=False,  # applied (or not) by grpo.models when the model is loaded
+        dataloader_num_workers=0,
+        log_completions=False,
+    )
+
+
+class MetricsJsonl(TrainerCallback):
+    """Appends every logged step (TRL's rewards per function, KL, lengths, clip ratios, step_time) to a JSONL file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        with open(self.path, "a") as stream:
+            stream.write(json.dumps({"step": state.global_step, "time": time.time(), **logs}) + "\n")
+
+
+@contextmanager
+def _tensorboard_dir(path: Path):
+    """TRL/transformers' TensorBoard callback reads its folder from this variable when it is built."""
+    previous = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = previous
+
+
+def _log_to_file(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("grpo", "transformers", "trl"):
+        logging.getLogger(name).addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def _say(message: str) -> None:
+    print(f"[grpo] {message}", flush=True)
+    logger.info(message)
+
+
+def _held_out_rows(config: RunConfig, splits) -> list[dict[str, Any]]:
+    if splits.held_out is None:
+        raise ConfigError("eval.before_after: the data has no held-out split (set data.eval_path or eval_split)")
+    count = min(config.eval.num_problems, len(splits.held_out))
+    return splits.held_out.select(range(count)).to_list()
+
+
+def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Run GRPO as configured; returns the run directory. Config problems raise ConfigError before any write."""
+    run_dir = config.run_dir
+    rundir.check_target(run_dir, resume=resume, overwrite=overwrite)
+    checkpoint = None
+    if resume:
+        rundir.check_resume_matches(run_dir, config)
+        checkpoint = _last_checkpoint(run_dir)
+    check_trl_runs_here()
+    resolve_backend(config.model)  # a clear error now, not after minutes of loading
+    print(to_yaml(config), flush=True)
+
+    loaded: LoadedModel = load(config.model, config.run.seed)
+    from trl import GRPOTrainer  # after grpo.models: with Unsloth, its patches must precede TRL's import
+
+    splits = load_splits(config.data, loaded.tokenizer)
+    reward_functions, weights = rewards.resolve(config.rewards, reward_context(config))
+    dtype_name = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
+    args = build_grpo_args(config, run_dir, weights, dtype_name)
+    with _tensorboard_dir(run_dir / "tensorboard"):
+        trainer = GRPOTrainer(model=loaded.model, reward_funcs=reward_functions, args=args,
+                              train_dataset=splits.train, processing_class=loaded.tokenizer,
+                              callbacks=[MetricsJsonl(run_dir / METRICS_FILE)])
+
+    if not resume:
+        environment = rundir.environment_info({"backend": loaded.backend, "model_path": loaded.path})
+        rundir.create(run_dir, config, environment, overwrite=overwrite)
+    handler = _log_to_file(run_dir)
+    try:
+        rundir.write_atomic(run_dir / "grpo_args.json", json.dumps(trainer.args.to_dict(), indent=2, default=str))
+        _say(f"run directory: {run_dir}  (backend {loaded.backend}, model {loaded.path})")
+        _say(f"data: {len(splits.train)} training prompts; {splits.dropped} prompts over "
+             f"{config.data.max_prompt_tokens} tokens {'dropped' if splits.overflow == 'drop' else 'truncated'}")
+        scorer = Scorer.from_specs(config.rewards, reward_context(config))
+        before = None
+        if config.eval.before_after and not resume:
+            before, _ = greedy_eval(loaded.model, loaded.tokenizer, _held_out_rows(config, splits), scorer,
+                                    config.eval.max_new_tokens, config.eval.batch_size, "eval before")
+        trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model(str(run_dir / ADAPTER_DIR))
+        loaded.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
+        _say(f"adapter saved to {run_dir / ADAPTER_DIR}")
+        if before is not None:
+            after, samples = greedy_eval(loaded.model, loaded.tokenizer, _held_out_rows(config, splits), scorer,
+                                         config.eval.max_new_tokens, config.eval.batch_size, "eval after")
+            table = before_after_table(before, after)
+            rundir.write_atomic(run_dir / "before_after.json", json.dumps({"before": before, "after": after}, indent=2))
+            rundir.write_atomic(run_dir / "before_after.md", table + "\n")
+            rundir.write_atomic(run_dir / "eval_after_samples.jsonl",
+                                "".join(json.dumps(s.to_json()) + "\n" for s in samples))
+            print("\n" + table + "\n", flush=True)
+    finally:
+        for name in ("grpo", "transformers", "trl"):
+            logging.getLogger(name).removeHandler(handler)
+        handler.close()
+    return run_dir
+
+
+def _last_checkpoint(run_dir: Path) -> str:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = get_last_checkpoint(str(run_dir))
+    if checkpoint is None:
+        raise ConfigError(f"--resume: {run_dir} has no checkpoint-* folder yet (train.save_steps sets how often)")
+    return checkpoint

@@ -1,0 +1,93 @@
+"""The failure policy and contract check every configured reward runs under.
+
+A reward that raises must never turn into a silent 0.0. With ``on_error: raise`` (default) the run stops with a
+message naming the reward, the sample index and the exception. With ``on_error: none`` the failing samples get
+``None`` (no opinion) and their count is logged as ``<name>/errors``. Either way the returned list is checked:
+one value per completion, each a finite number or None.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+# TRL passes these to every reward; they are per-batch objects, not per-sample columns.
+_BATCH_KEYWORDS = ("trainer_state", "log_extra", "log_metric", "environments")
+
+
+class RewardError(RuntimeError):
+    """A reward raised on a sample, or broke the contract."""
+
+
+class RewardContractError(RewardError):
+    """A reward returned the wrong number of values, or a value that is neither a finite number nor None."""
+
+
+def check_output(name: str, output: Any, expected: int) -> list[float | None]:
+    if not isinstance(output, (list, tuple)):
+        raise RewardContractError(f"reward {name!r} returned {type(output).__name__}, expected a list")
+    if len(output) != expected:
+        raise RewardContractError(f"reward {name!r} returned {len(output)} values for {expected} completions")
+    for index, value in enumerate(output):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RewardContractError(
+                f"reward {name!r} returned {value!r} for sample {index}; expected a finite float or None"
+            )
+    return [None if value is None else float(value) for value in output]
+
+
+def _sample_kwargs(kwargs: dict, index: int, size: int) -> dict:
+    """The keyword arguments of one sample: per-sample lists sliced, batch objects passed through."""
+    sliced = {}
+    for key, value in kwargs.items():
+        if key not in _BATCH_KEYWORDS and isinstance(value, list) and len(value) == size:
+            sliced[key] = value[index : index + 1]
+        else:
+            sliced[key] = value
+    return sliced
+
+
+@dataclass(frozen=True)
+class GuardedReward:
+    """Wraps a reward with the failure policy; keeps the reward's name for TRL's logs."""
+
+    reward: Callable
+    name: str
+    on_error: Literal["raise", "none"] = "raise"
+
+    @property
+    def __name__(self) -> str:
+        return self.name
+
+    def __call__(self, completions: list, **kwargs: Any) -> list[float | None]:
+        try:
+            output = self.reward(completions=completions, **kwargs)
+        except Exception:  # noqa: BLE001 - re-run per sample below to name the failing one, never swallowed
+            return self._per_sample(completions, kwargs)
+        return check_output(self.name, output, len(completions))
+
+    def _per_sample(self, completions: list, kwargs: dict) -> list[float | None]:
+        size = len(completions)
+        scores: list[float | None] = []
+        errors = 0
+        for index in range(size):
+            try:
+                value = self.reward(completions=completions[index : index + 1], **_sample_kwargs(kwargs, index, size))
+            except Exception as err:
+                if self.on_error == "raise":
+                    raise RewardError(
+                        f"reward {self.name!r} raised on sample {index}: {type(err).__name__}: {err}"
+                    ) from err
+                errors += 1
+                scores.append(None)
+                continue
+            scores.extend(check_output(self.name, value, 1))
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric):
+            log_metric(f"{self.name}/errors", float(errors))
+        if errors == 0 and self.on_error == "raise":
+            raise RewardError(f"reward {self.name!r} raised on the batch but on no single sample")
+        return scores
