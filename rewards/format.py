@@ -14,9 +14,10 @@ from rewards.registry import register
 from rewards.text import completion_text
 
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+# Each optional piece starts with a distinct literal, so a failing match backtracks linearly (no \s*\s* pairs).
 _ANSWER_LINE = re.compile(
-    r"[*_#>\s]*(?:so,?\s+|therefore,?\s+|thus,?\s+)?the\s+(?:final\s+)?answer\s+is\s*:?\s*[*_$\\]*"
-    r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?\s*%?[*_$]*\s*\.?\s*",
+    r"[*_#>\s]*(?:(?:so|therefore|thus),?\s+)?the\s+(?:final\s+)?answer\s+is\s*(?::\s*)?[*_$\\]*"
+    r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s*%)?[.*_$\s]*",
     re.IGNORECASE,
 )
 

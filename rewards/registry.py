@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -144,8 +145,8 @@ def _load_file(path: str) -> Any:
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise RewardSpecError(f"{path}: file does not exist")
-    # A stable module name per file, registered in sys.modules so that the reward pickles by reference.
-    module_name = f"grpo_user_rewards.{file.stem}_{abs(hash(str(file))) & 0xFFFFFFFF:08x}"
+    # A stable, flat module name per file, registered in sys.modules so that the reward pickles by reference.
+    module_name = f"grpo_user_rewards_{file.stem}_{hashlib.sha1(str(file).encode()).hexdigest()[:10]}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     module_spec = importlib.util.spec_from_file_location(module_name, file)

@@ -1,0 +1,114 @@
+"""End to end: a tiny random model through `grpo train` for a few steps; run directory, adapter, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from grpo.cli import main
+
+PLUGIN = Path(__file__).with_name("plugin_rewards.py")
+
+
+def write_config(tmp_path: Path, model_dir: Path) -> Path:
+    config = tmp_path / "e2e.yaml"
+    config.write_text(f"""
+run: {{name: e2e, output_dir: {tmp_path / 'runs'}, seed: 0}}
+model:
+  name: {model_dir}
+  backend: hf
+  lora: {{r: 4, alpha: 8, target_modules: [q_proj, v_proj]}}
+data:
+  source: synthetic
+  system_prompt: ""
+  max_prompt_tokens: 64
+  synthetic: {{train_size: 16, eval_size: 4}}
+rewards:
+  - name: math_correctness
+  - name: "{PLUGIN}:length_reward"
+    weight: 1.0
+  - name: answer_line
+    weight: 0.5
+train:
+  max_steps: 2
+  per_device_train_batch_size: 4
+  num_generations: 2
+  max_completion_length: 8
+  learning_rate: 0.01
+  save_steps: 1
+eval: {{before_after: true, num_problems: 4, max_new_tokens: 8, batch_size: 4}}
+""")
+    return config
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_model_dir):
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    config = write_config(tmp_path, tiny_model_dir)
+    assert main(["train", str(config)]) == 0
+    return tmp_path / "runs" / "e2e", config
+
+
+def test_run_directory_contents(trained_run):
+    run_dir, _ = trained_run
+    for name in ("config.yaml", "environment.json", "grpo_args.json", "metrics.jsonl", "train.log",
+                 "before_after.md", "before_after.json", "eval_after_samples.jsonl",
+                 "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "checkpoint-2"):
+        assert (run_dir / name).exists(), name
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    environment = json.loads((run_dir / "environment.json").read_text())
+    assert environment["versions"]["trl"] and environment["backend"] == "hf"
+
+
+def test_metrics_have_every_step_and_reward(trained_run):
+    run_dir, _ = trained_run
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "reward" in r]
+    assert [r["step"] for r in steps] == [1, 2]
+    for key in ("rewards/math_correctness/mean", "rewards/length_reward/std", "rewards/answer_line/mean",
+                "completions/mean_length", "completions/clipped_ratio", "step_time", "entropy"):
+        assert key in steps[0], key
+
+
+def test_lora_weights_changed_and_adapter_loads(trained_run, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run_dir, _ = trained_run
+    saved = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    lora_b = [tensor for name, tensor in saved.items() if "lora_B" in name]
+    assert lora_b, list(saved)
+    # PEFT initialises B to zero: any non-zero B means the optimizer changed the adapter.
+    assert any(tensor.abs().sum() > 0 for tensor in lora_b)
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = PeftModel.from_pretrained(base, run_dir / "adapter")
+    loaded = {n: p for n, p in model.named_parameters() if "lora_B" in n}
+    assert len(loaded) == len(lora_b)
+    assert any(torch.equal(p.detach(), tensor) for p in loaded.values() for tensor in lora_b)
+
+
+def test_before_after_table(trained_run):
+    run_dir, _ = trained_run
+    table = (run_dir / "before_after.md").read_text()
+    assert "| greedy accuracy |" in table and "| format compliance |" in table
+    summary = json.loads((run_dir / "before_after.json").read_text())
+    assert summary["before"]["samples"] == summary["after"]["samples"] == 4
+
+
+def test_resume_continues_from_last_checkpoint(trained_run, capsys):
+    run_dir, config = trained_run
+    assert main(["train", str(config), "train.max_steps=3", "--resume"]) == 0
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "reward" in r] == [1, 2, 3]
+    assert (run_dir / "checkpoint-3").exists()
+
+
+def test_resume_refuses_a_changed_config(trained_run, capsys):
+    _, config = trained_run
+    assert main(["train", str(config), "train.learning_rate=0.5", "--resume"]) == 2
+    assert "differs from" in capsys.readouterr().err
