@@ -42,6 +42,17 @@ def cmd_rewards_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rewards_check(args: argparse.Namespace) -> int:
+    from grpo import preflight
+
+    stats = preflight.run(load_config(args.config, args.overrides), n=args.n)
+    print(preflight.table(stats))
+    problems = preflight.violations(stats)
+    for problem in problems:
+        print(f"grpo: contract violation: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -64,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     reward_commands = reward_parser.add_subparsers(dest="rewards_command", required=True, metavar="SUBCOMMAND")
     listing = reward_commands.add_parser("list", help="list registered rewards", description="List rewards.")
     listing.set_defaults(handler=cmd_rewards_list)
+    check = reward_commands.add_parser(
+        "check", help="call the config's rewards on synthetic completions and print a table",
+        description="Preflight: call each configured reward on N dataset rows with synthetic completions (the "
+                    "reference in every supported format, wrong answers, empty and malformed text). Exits 1 on a "
+                    "contract violation.")
+    _config_arguments(check)
+    check.add_argument("--n", type=int, default=64, help="dataset rows to use (default 64)")
+    check.set_defaults(handler=cmd_rewards_check)
     return parser
 
 

@@ -15,7 +15,7 @@ from packaging.version import Version
 from transformers import TrainerCallback
 
 import rewards
-from grpo import rundir
+from grpo import preflight, rundir
 from grpo.config import ConfigError, RunConfig, to_yaml
 from grpo.data import load_splits
 from grpo.evaluate import Scorer, greedy_eval
@@ -25,6 +25,7 @@ from grpo.report import before_after_table
 logger = logging.getLogger("grpo")
 ADAPTER_DIR = "adapter"
 METRICS_FILE = "metrics.jsonl"
+PREFLIGHT_ROWS = 8
 
 
 def check_trl_runs_here() -> None:
@@ -146,6 +147,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     resolve_backend(config.model)  # a clear error now, not after minutes of loading
     print(to_yaml(config), flush=True)
 
+    _reward_preflight(config)
     loaded: LoadedModel = load(config.model, config.run.seed)
     from trl import GRPOTrainer  # after grpo.models: with Unsloth, its patches must precede TRL's import
 
@@ -190,6 +192,15 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
             logging.getLogger(name).removeHandler(handler)
         handler.close()
     return run_dir
+
+
+def _reward_preflight(config: RunConfig) -> None:
+    """Fast mode of `grpo rewards check`: a broken reward stops the run before any generation."""
+    stats = preflight.run(config, n=PREFLIGHT_ROWS)
+    problems = preflight.violations(stats)
+    if problems:
+        raise ConfigError("\n".join(f"rewards: preflight failed: {problem}" for problem in problems))
+    _say(preflight.summary_line(stats))
 
 
 def _last_checkpoint(run_dir: Path) -> str:

@@ -59,8 +59,10 @@ _WORD_NUMBERS = {
 _LATEX_WRAPPERS = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
 _CALCULATOR_ANNOTATION = re.compile(r"<<[^<>\n]{0,200}>>")  # GSM8K's "<<48/2=24>>" calculator notes
 # "the answer is", "answer to the question is", "Answer:", "answer =", or an "A:" line (bounded, linear-time).
+# "answer to ..." needs "is": "convert the answer to weeks: 28 / 7 = 4" is reasoning, not a final statement.
 _ANSWER_PHRASE = re.compile(
-    r"\banswer(?:\s+to\b[^.\n:]{0,80}?)?(?:\s+(?:is|was|will be|would be)\b\s*:?|\s*[:=])|(?m:^[ \t*#>-]*a\s*:)",
+    r"\banswer(?:\s+to\b[^.\n:]{0,80}?)?\s+(?:is|was|will be|would be)\b\s*:?"
+    r"|\banswer\s*[:=]|(?m:^[ \t*#>-]*a\s*:)",
     re.IGNORECASE,
 )
 

@@ -1,0 +1,120 @@
+"""Reward preflight: call every configured reward on synthetic completions of real dataset rows before training.
+
+For each row we build one group of completions: the reference answer stated in every supported convention, wrong
+answers, and empty or malformed text. A reward that returns the wrong number of values, a non-finite value, or
+raises (under ``on_error: raise``) is a contract violation and stops ``grpo train`` before any generation. The table
+also shows what would silently waste a run: a high None rate, or groups where every completion scores the same
+(zero advantage, so no learning signal).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+import rewards
+from grpo.config import RunConfig
+from grpo.data import build_messages, load_raw
+from rewards.math import parse_number, parse_reference
+from rewards.policy import RewardError
+
+RIGHT_TEMPLATES = (
+    "The answer is {}.",
+    "<think>\nI work it out.\n</think>\n<answer>\n{}\n</answer>",
+    "So the result is \\boxed{{{}}}.",
+    "Step one.\n#### {}",
+    "Answer: {}",
+)
+BROKEN = ("", "<answer>", "\\boxed{", "The answer is", "lorem ipsum " * 20)
+
+
+def wrong_answer(reference: str) -> str:
+    number = parse_number(reference)
+    if number is None:
+        return f"not {reference}"
+    value = number.value + 1
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def synthetic_group(reference: str) -> tuple[list[str], list[bool | None]]:
+    """Completions for one row, with whether each states the right answer (None: no answer at all)."""
+    right = [template.format(reference) for template in RIGHT_TEMPLATES]
+    wrong = [template.format(wrong_answer(reference)) for template in RIGHT_TEMPLATES[:2]]
+    return right + wrong + list(BROKEN), [True] * len(right) + [False] * len(wrong) + [None] * len(BROKEN)
+
+
+@dataclass
+class RewardStats:
+    name: str
+    kind: str
+    values: list[float | None] = field(default_factory=list)
+    flat_groups: int = 0
+    groups: int = 0
+    seconds: list[float] = field(default_factory=list)
+    right_scored_high: list[bool] = field(default_factory=list)
+    violation: str | None = None
+
+    def row(self) -> list[str]:
+        scored = [v for v in self.values if v is not None]
+        none_rate = 1 - len(scored) / len(self.values) if self.values else 0.0
+        right = (f"{100 * sum(self.right_scored_high) / len(self.right_scored_high):.0f}%"
+                 if self.right_scored_high else "-")
+        return [self.name, self.kind, "no: " + self.violation if self.violation else "ok",
+                f"{100 * none_rate:.0f}%", f"{statistics.fmean(scored):.3f}" if scored else "-",
+                f"{100 * self.flat_groups / self.groups:.0f}%" if self.groups else "-", right,
+                f"{1000 * statistics.median(self.seconds):.2f}" if self.seconds else "-"]
+
+
+HEADER = ["reward", "kind", "contract", "None", "mean", "flat groups", "right answers scored 1", "ms/call"]
+
+
+def run(config: RunConfig, n: int = 64) -> list[RewardStats]:
+    train, _ = load_raw(config.data)
+    rows = train.select(range(min(n, len(train)))).to_list()
+    functions, _ = rewards.resolve(config.rewards, {"max_completion_length": config.train.max_completion_length})
+    stats = [RewardStats(f.name, rewards.kind_of(spec.name)) for f, spec in zip(functions, config.rewards)]
+    for row in rows:
+        reference = parse_reference(row["answer"])
+        if reference is None:
+            continue
+        completions, truths = synthetic_group(reference)
+        size = len(completions)
+        columns = {"answer": [row["answer"]] * size, "question": [row["question"]] * size,
+                   "id": [row["id"]] * size}
+        kwargs = {"prompts": [build_messages(config.data.system_prompt, row["question"])] * size,
+                  "completion_ids": [[0] * len(c.split()) for c in completions], **columns}
+        for function, stat in zip(functions, stats):
+            if stat.violation:
+                continue
+            started = time.perf_counter()
+            try:
+                values = function(completions=completions, **kwargs)
+            except RewardError as err:
+                stat.violation = str(err)
+                continue
+            stat.seconds.append(time.perf_counter() - started)
+            stat.values.extend(values)
+            stat.groups += 1
+            stat.flat_groups += len({v for v in values if v is not None}) <= 1
+            if stat.kind == "correctness":
+                stat.right_scored_high.extend(v == 1.0 for v, truth in zip(values, truths) if truth)
+    return stats
+
+
+def table(stats: list[RewardStats]) -> str:
+    rows = [HEADER] + [s.row() for s in stats]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(r, widths)) for r in rows]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:])
+
+
+def violations(stats: list[RewardStats]) -> list[str]:
+    return [f"{s.name}: {s.violation}" for s in stats if s.violation]
+
+
+def summary_line(stats: list[RewardStats]) -> str:
+    parts = []
+    for s in stats:
+        scored = [v for v in s.values if v is not None]
+        parts.append(f"{s.name} mean {statistics.fmean(scored):.2f}" if scored else f"{s.name} all None")
+    return "reward preflight ok: " + "; ".join(parts)
