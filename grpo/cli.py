@@ -53,6 +53,60 @@ def cmd_rewards_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from grpo import eval_run
+    from grpo.generation import SamplingParams
+
+    if args.compare:
+        result = eval_run.compare(Path(args.compare[0]), Path(args.compare[1]))
+        print(json.dumps(result, indent=2))
+        return 0
+    if not args.targets:
+        raise ConfigError("grpo eval: give a model, run directory or checkpoint (or --compare A B)")
+    targets = eval_run.expand_targets(args.targets, load_config(args.config, []), args.set)
+    sampled = args.samples > 1 or args.temperature > 0
+    params = SamplingParams(max_new_tokens=args.max_new_tokens, do_sample=sampled,
+                            temperature=args.temperature if args.temperature > 0 else 1.0, top_p=args.top_p,
+                            num_samples=args.samples, seed=args.seed, cache_implementation=args.cache_implementation)
+    ks = sorted({1, *(int(k) for k in args.k.split(",") if k)}) if args.k else [1, args.samples]
+    request = eval_run.EvalRequest(split=args.split, limit=args.limit, params=params, batch_size=args.batch_size,
+                                   ks=tuple(ks), resume=args.resume)
+    out = Path(args.out) if args.out else None
+    summaries = {}
+    for target in targets:
+        folder = eval_run.output_dir(target, out, len(targets))
+        summaries[target.label] = eval_run.evaluate_target(target, folder, request)
+        print(eval_run.markdown({target.label: summaries[target.label]}), flush=True)
+    if len(targets) > 1:
+        from grpo import plots
+        from grpo.rundir import write_atomic
+
+        out = out or Path("evals")
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / "summary.md", eval_run.markdown(summaries) + "\n")
+        plots.accuracy_plot(summaries, {t.label: t.step for t in targets}, out / "accuracy.png")
+        print(f"[grpo] comparison table and plot in {out}")
+    return 0
+
+
+def cmd_bench_kv(args: argparse.Namespace) -> int:
+    from grpo import bench
+    from grpo.eval_run import Target, load_target
+
+    target = Target(args.model, args.model, None, load_config(None, [f"model.dtype={args.dtype}"]))
+    model, tokenizer = load_target(target)
+    device = next(model.parameters()).device
+    print(f"[grpo] KV-cache benchmark: {args.model} on {device}, {args.dtype}", flush=True)
+    print(bench.HEADER)
+    rows = bench.kv_cache_table(model, tokenizer, args.batches, args.lengths, uncached=not args.cached_only,
+                                cache_implementation=args.cache_implementation)
+    print("\n" + bench.markdown(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -69,6 +123,46 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Validate a config (with overrides) and print the resolved YAML.")
     _config_arguments(config)
     config.set_defaults(handler=cmd_config)
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a model, a run directory or checkpoints",
+        description="Evaluate with KV-cached batched sampling. TARGET: a run directory (runs/x), checkpoints "
+                    "(runs/x/checkpoint-*), an adapter folder, a model folder, an embedded name or a hub id. Runs "
+                    "and checkpoints reuse their saved prompt format and rewards.")
+    evaluate.add_argument("targets", nargs="*", metavar="TARGET")
+    evaluate.add_argument("--config", help="config for bare models (data, prompt, rewards); default: built-in")
+    evaluate.add_argument("--set", action="append", default=[], metavar="key.sub=value",
+                          help="override the target's config, e.g. --set data.source=gsm8k (repeatable)")
+    evaluate.add_argument("--split", choices=["eval", "train"], default="eval", help="held-out (default) or train")
+    evaluate.add_argument("--limit", type=int, help="evaluate the first N problems only")
+    evaluate.add_argument("--samples", type=int, default=1, help="samples per problem (default 1: greedy)")
+    evaluate.add_argument("--temperature", type=float, default=0.0, help="0 = greedy; > 0 samples")
+    evaluate.add_argument("--top-p", type=float, default=1.0)
+    evaluate.add_argument("--k", help="comma-separated k for pass@k and maj@k (default: 1 and --samples)")
+    evaluate.add_argument("--max-new-tokens", type=int, default=256)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--batch-size", type=int, help="default: the largest that fits (KV-cache arithmetic)")
+    evaluate.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None,
+                          help="KV cache: dynamic (default) or static (compilable on GPU)")
+    evaluate.add_argument("--out", help="output folder (default: <run>/eval, or evals/<model>)")
+    evaluate.add_argument("--resume", action="store_true", help="continue an interrupted eval from its samples")
+    evaluate.add_argument("--compare", nargs=2, metavar=("EVAL_A", "EVAL_B"),
+                          help="paired pass@1 difference (B - A) with a 95%% CI over shared problems")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    bench = commands.add_parser("bench", help="benchmarks", description="Benchmarks that print a table.")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    kv = bench_commands.add_parser(
+        "kv", help="generation with and without the KV cache",
+        description="Greedy generation of exactly N new tokens (min_new_tokens = max_new_tokens) with and "
+                    "without the KV cache: time, tokens/s, ms per decode step, uncached/cached ratio.")
+    kv.add_argument("--model", default="smollm2-135m-instruct", help="model name, folder or hub id")
+    kv.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    kv.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    kv.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
+    kv.add_argument("--cached-only", action="store_true", help="skip the uncached runs")
+    kv.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None)
+    kv.set_defaults(handler=cmd_bench_kv)
 
     reward_parser = commands.add_parser("rewards", help="list or check reward functions",
                                         description="Inspect the reward registry.")

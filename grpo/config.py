@@ -124,6 +124,7 @@ class EvalSection(_Section):
     num_problems: int = Field(64, gt=0)
     max_new_tokens: int = Field(256, gt=0)
     batch_size: int = Field(16, gt=0)
+    every_n_steps: int | None = Field(None, gt=0, description="held-out greedy eval at step 0 and every N steps")
 
 
 class RunConfig(_Section):
@@ -234,6 +235,15 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
             raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections (run, model, data, rewards, train, eval)")
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(data, keys, value)
+    return from_dict(data)
+
+
+def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """A validated copy of ``config`` with ``key.sub=value`` overrides applied."""
+    data = config.model_dump(mode="json")
     for text in overrides:
         keys, value = parse_override(text)
         apply_override(data, keys, value)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from packaging.version import Version
-from transformers import TrainerCallback
 
 import rewards
-from grpo import preflight, rundir
+from grpo import kvcache, preflight, rundir
+from grpo.callbacks import HeldOutEval, MetricsJsonl
 from grpo.config import ConfigError, RunConfig, to_yaml
 from grpo.data import load_splits
 from grpo.evaluate import Scorer, greedy_eval
@@ -87,19 +87,6 @@ def build_grpo_args(config: RunConfig, output_dir: Path, weights: list[float], d
     )
 
 
-class MetricsJsonl(TrainerCallback):
-    """Appends every logged step (TRL's rewards per function, KL, lengths, clip ratios, step_time) to a JSONL file."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        with open(self.path, "a") as stream:
-            stream.write(json.dumps({"step": state.global_step, "time": time.time(), **logs}) + "\n")
-
-
 @contextmanager
 def _tensorboard_dir(path: Path):
     """TRL/transformers' TensorBoard callback reads its folder from this variable when it is built."""
@@ -155,10 +142,18 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     reward_functions, weights = rewards.resolve(config.rewards, reward_context(config))
     dtype_name = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
     args = build_grpo_args(config, run_dir, weights, dtype_name)
+    _kv_preflight(config, loaded, splits.train)
+    scorer = Scorer.from_specs(config.rewards, reward_context(config))
+    callbacks = [MetricsJsonl(run_dir / METRICS_FILE)]
+    if config.eval.every_n_steps:
+        callbacks.append(HeldOutEval(_held_out_rows(config, splits), scorer, config.eval.max_new_tokens,
+                                     config.eval.batch_size, config.eval.every_n_steps))
     with _tensorboard_dir(run_dir / "tensorboard"):
         trainer = GRPOTrainer(model=loaded.model, reward_funcs=reward_functions, args=args,
-                              train_dataset=splits.train, processing_class=loaded.tokenizer,
-                              callbacks=[MetricsJsonl(run_dir / METRICS_FILE)])
+                              train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)
+    for callback in callbacks:
+        if isinstance(callback, HeldOutEval):
+            callback.attach(trainer)
 
     if not resume:
         environment = rundir.environment_info({"backend": loaded.backend, "model_path": loaded.path})
@@ -169,7 +164,6 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
         _say(f"run directory: {run_dir}  (backend {loaded.backend}, model {loaded.path})")
         _say(f"data: {len(splits.train)} training prompts; {splits.dropped} prompts over "
              f"{config.data.max_prompt_tokens} tokens {'dropped' if splits.overflow == 'drop' else 'truncated'}")
-        scorer = Scorer.from_specs(config.rewards, reward_context(config))
         before = None
         if config.eval.before_after and not resume:
             before, _ = greedy_eval(loaded.model, loaded.tokenizer, _held_out_rows(config, splits), scorer,
@@ -201,6 +195,25 @@ def _reward_preflight(config: RunConfig) -> None:
     if problems:
         raise ConfigError("\n".join(f"rewards: preflight failed: {problem}" for problem in problems))
     _say(preflight.summary_line(stats))
+
+
+def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
+    """Refuse a rollout whose KV cache alone cannot fit (weights and activations need memory on top of it)."""
+    device = str(next(loaded.model.parameters()).device)
+    dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
+    longest_prompt = max(len(loaded.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
+                                                                  return_dict=True)["input_ids"])
+                         for p in train_rows.select(range(min(256, len(train_rows))))["prompt"])
+    train = config.train
+    sequences = train.per_device_train_batch_size * train.gradient_accumulation_steps
+    plan = kvcache.plan(loaded.model.config, sequences, longest_prompt, train.max_completion_length, dtype, device)
+    _say(f"rollout {plan.message()}")
+    if not plan.fits:
+        largest = plan.largest_batch()
+        fitting = [n for n in range(train.num_generations, largest + 1, train.num_generations)]
+        hint = (f"lower train.per_device_train_batch_size x gradient_accumulation_steps to {fitting[-1]}"
+                if fitting else f"lower train.num_generations or train.max_completion_length")
+        raise ConfigError(f"train: the rollout's {plan.message()} does not fit; {hint}")
 
 
 def _last_checkpoint(run_dir: Path) -> str:

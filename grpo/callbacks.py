@@ -1,0 +1,55 @@
+"""Trainer callbacks: the metrics JSONL file and the periodic held-out evaluation."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from grpo.evaluate import Scorer, greedy_eval
+
+
+class MetricsJsonl(TrainerCallback):
+    """Appends every logged step (TRL's rewards per function, KL, lengths, clip ratios, step_time) to a JSONL file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        with open(self.path, "a") as stream:
+            stream.write(json.dumps({"step": state.global_step, "time": time.time(), **logs}) + "\n")
+
+
+class HeldOutEval(TrainerCallback):
+    """Greedy eval on held-out problems at step 0 and every ``every`` steps, logged as ``eval/<metric>``.
+
+    The metrics go through the trainer's callback handler (TensorBoard, metrics.jsonl, console), not through
+    ``trainer.log``, which would also flush TRL's pending training metrics at the wrong step.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], scorer: Scorer, max_new_tokens: int, batch_size: int, every: int):
+        self.rows, self.scorer, self.every = rows, scorer, every
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.trainer = None
+
+    def attach(self, trainer) -> None:
+        self.trainer = trainer
+
+    def _evaluate(self, args, state, control, model, processing_class) -> None:
+        summary, _ = greedy_eval(model, processing_class, self.rows, self.scorer, self.max_new_tokens,
+                                 self.batch_size, f"eval step {state.global_step}")
+        logs = {f"eval/{key}": value for key, value in summary.items() if isinstance(value, (int, float))}
+        self.trainer.callback_handler.on_log(args, state, control, logs=logs)
+
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if state.global_step == 0:
+            self._evaluate(args, state, control, model, processing_class)
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self._evaluate(args, state, control, model, processing_class)

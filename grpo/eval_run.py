@@ -1,0 +1,275 @@
+"""`grpo eval`: evaluate a base model, a run directory or checkpoints; resumable, atomic outputs.
+
+A run directory or a checkpoint brings its own saved config, so the prompt format, system prompt, rewards and
+verifier settings are the ones it trained with. Samples are appended to ``samples.jsonl.partial`` as problems
+finish; only a finished eval renames it to ``samples.jsonl`` and writes ``summary.json``/``summary.md`` (atomic
+renames), so an interrupted eval leaves no complete-looking file, and ``--resume`` continues from the partial file
+without redoing finished problems.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from grpo import kvcache, metrics
+from grpo.config import ConfigError, RunConfig, load_config, with_overrides
+from grpo.evaluate import SampleResult, Scorer, score
+from grpo.generation import SamplingParams, generate
+from grpo.rundir import CONFIG_FILE, write_atomic
+from grpo.train import ADAPTER_DIR, reward_context
+from rewards.math import answer_key
+
+SAMPLES, PARTIAL, SUMMARY_JSON, SUMMARY_MD = "samples.jsonl", "samples.jsonl.partial", "summary.json", "summary.md"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to evaluate: a base model (hub id, folder, embedded name), optionally with a LoRA adapter."""
+
+    label: str
+    base: str
+    adapter: Path | None
+    config: RunConfig
+    step: int | None = None  # the checkpoint's training step, for plots
+
+
+def resolve_target(spec: str, fallback: RunConfig) -> Target:
+    path = Path(spec)
+    if (path / CONFIG_FILE).is_file() and (path / ADAPTER_DIR).is_dir():  # a run directory
+        config = load_config(path / CONFIG_FILE)
+        return Target(path.name, config.model.name, path / ADAPTER_DIR, config)
+    if (path / "adapter_config.json").is_file():  # a checkpoint or a bare adapter folder
+        parent_config = path.parent / CONFIG_FILE
+        config = load_config(parent_config) if parent_config.is_file() else fallback
+        base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        if parent_config.is_file():
+            base = config.model.name
+        if not base:
+            raise ConfigError(f"{spec}: adapter_config.json names no base model")
+        match = re.search(r"checkpoint-(\d+)$", path.name)
+        label = f"{path.parent.name}/{path.name}" if match else path.name
+        return Target(label, base, path, config, int(match.group(1)) if match else None)
+    if path.exists() and not (path / "config.json").is_file() and path.suffix != ".gguf":
+        raise ConfigError(f"{spec}: not a run directory, checkpoint, adapter or model folder")
+    return Target(path.name or spec, spec, None, fallback)
+
+
+def _natural_key(text: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def expand_targets(specs: list[str], fallback: RunConfig, overrides: list[str]) -> list[Target]:
+    """Targets from CLI arguments: globs expanded in natural order (checkpoint-2 before checkpoint-10), each
+    target's config with the ``--set`` overrides applied."""
+    paths = [match for spec in specs for match in (sorted(glob.glob(spec), key=_natural_key) or [spec])]
+    targets = [resolve_target(path, fallback) for path in paths]
+    return [replace(t, config=with_overrides(t.config, overrides)) for t in targets]
+
+
+def output_dir(target: Target, out: Path | None, count: int) -> Path:
+    """``--out`` (one sub-folder per target when there are several), else beside the adapter, else evals/."""
+    if out is not None:
+        return out / target.label.replace("/", "_") if count > 1 else out
+    if target.adapter is not None:
+        owner = target.adapter.parent if target.adapter.name == ADAPTER_DIR else target.adapter
+        return owner / "eval"
+    return Path("evals") / target.label
+
+
+def load_target(target: Target):
+    """The model (base + adapter when there is one) and tokenizer, on the GPU when there is one."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from grpo.models import load_tokenizer, resolve_path, torch_dtype
+
+    base_path = resolve_path(target.base)
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype(target.config.model))
+    if target.adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, target.adapter)
+        model = model.merge_and_unload()  # same outputs, no adapter overhead per decode step
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    return model, load_tokenizer(base_path)
+
+
+def _read_partial(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Finished problems of an interrupted eval (a torn last line is ignored)."""
+    finished: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if not path.is_file():
+        return finished
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        finished[record["id"]].append(record)
+    return finished
+
+
+def summarize_samples(records: list[dict[str, Any]], ks: list[int], greedy: bool,
+                      format_names: tuple[str, ...]) -> dict[str, Any]:
+    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_problem[record["id"]].append(record)
+    judged = {pid: rs for pid, rs in by_problem.items() if all(r["correct"] is not None for r in rs)}
+    n = min((len(rs) for rs in judged.values()), default=0)
+    summary: dict[str, Any] = {"problems": len(by_problem), "judged_problems": len(judged),
+                               "samples_per_problem": n, "greedy": greedy}
+    pass1 = [sum(r["correct"] for r in rs) / len(rs) for rs in judged.values()]
+    if greedy:
+        correct = sum(pass1)
+        summary["accuracy"] = correct / len(pass1) if pass1 else None
+        summary["accuracy_ci95"] = list(metrics.wilson_interval(correct, len(pass1)))
+    summary["pass@1"] = sum(pass1) / len(pass1) if pass1 else None
+    summary["pass@1_ci95"] = list(metrics.bootstrap_interval(pass1))
+    for k in (k for k in ks if 1 < k <= n):
+        values = [metrics.pass_at_k(len(rs), sum(r["correct"] for r in rs), k) for rs in judged.values()]
+        summary[f"pass@{k}"] = sum(values) / len(values)
+        summary[f"pass@{k}_ci95"] = list(metrics.bootstrap_interval(values))
+        majority = [metrics.maj_at_k([answer_key(r["extracted"]) for r in rs], [r["correct"] for r in rs], k)
+                    for rs in judged.values()]
+        summary[f"maj@{k}"] = sum(majority) / len(majority)
+        summary[f"maj@{k}_ci95"] = list(metrics.wilson_interval(sum(majority), len(majority)))
+    total = len(records)
+    if format_names and total:
+        compliant = sum(all(r["rewards"].get(name) == 1.0 for name in format_names) for r in records)
+        summary["format_compliance"] = compliant / total
+        summary["format_compliance_ci95"] = list(metrics.wilson_interval(compliant, total))
+    if total:
+        truncated = sum(r["truncated"] for r in records)
+        summary["mean_completion_tokens"] = sum(r["num_tokens"] for r in records) / total
+        summary["truncation_rate"] = truncated / total
+        summary["truncation_rate_ci95"] = list(metrics.wilson_interval(truncated, total))
+    return summary
+
+
+def markdown(summaries: dict[str, dict[str, Any]]) -> str:
+    """One column per target, one row per metric; rates as percentages with their 95% CI."""
+    keys = []
+    for summary in summaries.values():
+        keys += [k for k in summary if not k.endswith("_ci95") and k not in keys and k != "greedy"]
+    lines = ["| metric | " + " | ".join(summaries) + " |", "|---|" + "---:|" * len(summaries)]
+    for key in keys:
+        cells = []
+        for summary in summaries.values():
+            value, ci = summary.get(key), summary.get(f"{key}_ci95")
+            if value is None:
+                cells.append("n/a")
+            elif ci is not None:
+                cells.append(f"{100 * value:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]")
+            else:
+                cells.append(f"{value:.1f}" if isinstance(value, float) else str(value))
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    split: str = "eval"  # "eval" (held-out) or "train"
+    limit: int | None = None
+    params: SamplingParams = SamplingParams()
+    batch_size: int | None = None
+    ks: tuple[int, ...] = (1,)
+    resume: bool = False
+
+
+def rows_for(config: RunConfig, tokenizer, split: str, limit: int | None) -> list[dict[str, Any]]:
+    from grpo.data import load_splits
+
+    splits = load_splits(config.data, tokenizer)
+    dataset = splits.held_out if split == "eval" else splits.train
+    if dataset is None:
+        raise ConfigError("data: this source has no held-out split; set data.eval_path or use --split train")
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    return dataset.to_list()
+
+
+def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict[str, Any]:
+    """Generate, score and summarise one target into ``out_dir``; returns the summary."""
+    if (out_dir / SAMPLES).exists() and not request.resume:
+        raise ConfigError(f"{out_dir / SAMPLES} exists; pass --resume to reuse it or choose another --out")
+    model, tokenizer = load_target(target)
+    rows = rows_for(target.config, tokenizer, request.split, request.limit)
+    scorer = Scorer.from_specs(target.config.rewards, reward_context(target.config))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    finished = _read_partial(out_dir / PARTIAL) if request.resume else {}
+    if not request.resume:
+        (out_dir / PARTIAL).unlink(missing_ok=True)
+    pending = [row for row in rows if len(finished.get(str(row["id"]), [])) < request.params.num_samples]
+    batch_size = request.batch_size or _auto_batch(model, rows, tokenizer, request.params)
+    print(f"[grpo] eval {target.label}: {len(rows)} problems ({len(rows) - len(pending)} already done), "
+          f"{request.params.num_samples} sample(s) each, batch {batch_size}", flush=True)
+    started, generated = time.perf_counter(), 0
+    # Problems are generated in chunks and appended (with fsync) so that an interruption loses one chunk at most.
+    chunk = max(1, batch_size // request.params.num_samples)
+    with open(out_dir / PARTIAL, "a") as stream:
+        for start in range(0, len(pending), chunk):
+            block = pending[start : start + chunk]
+            completions = generate(model, tokenizer, [row["prompt"] for row in block], request.params, batch_size,
+                                   description=f"eval {target.label} {start + len(block)}/{len(pending)}")
+            results: list[SampleResult] = score(block, completions, scorer)
+            generated += sum(r.num_tokens for r in results)
+            stream.write("".join(json.dumps(r.to_json()) + "\n" for r in results))
+            stream.flush()
+            os.fsync(stream.fileno())
+    seconds = time.perf_counter() - started
+    wanted = {str(row["id"]) for row in rows}
+    records = [record for group in _read_partial(out_dir / PARTIAL).values() for record in group
+               if record["id"] in wanted]
+    greedy = not request.params.do_sample
+    summary = summarize_samples(records, list(request.ks), greedy, scorer.format_names)
+    summary |= {"target": target.label, "base": target.base, "adapter": str(target.adapter) if target.adapter else None,
+                "split": request.split, "max_new_tokens": request.params.max_new_tokens,
+                "temperature": request.params.temperature if not greedy else 0.0,
+                "top_p": request.params.top_p, "seed": request.params.seed, "batch_size": batch_size,
+                "generated_tokens_this_session": generated,
+                "tokens_per_second": generated / seconds if seconds > 0 and generated else None}
+    os.replace(out_dir / PARTIAL, out_dir / SAMPLES)
+    write_atomic(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
+    write_atomic(out_dir / SUMMARY_MD, markdown({target.label: summary}) + "\n")
+    return summary
+
+
+def _auto_batch(model, rows, tokenizer, params: SamplingParams) -> int:
+    device = str(next(model.parameters()).device)
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    longest_prompt = max(len(tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True,
+                                                           tokenize=True, return_dict=True)["input_ids"])
+                         for r in rows[:256])
+    tokens = longest_prompt + params.max_new_tokens
+    per_token = kvcache.bytes_per_token(model.config, dtype)
+    free = kvcache.free_memory_bytes(device)
+    if tokens * per_token > free:
+        raise ConfigError(f"not enough memory for one sequence's KV cache ({kvcache.human(tokens * per_token)} "
+                          f"needed, {kvcache.human(free)} free); lower --max-new-tokens")
+    return kvcache.auto_batch_size(model.config, tokens, dtype, device)
+
+
+def compare(dir_a: Path, dir_b: Path) -> dict[str, Any]:
+    """Paired difference in per-problem pass@1 (B - A) over the problems both evals share."""
+    def per_problem(folder: Path) -> dict[str, float]:
+        grouped = _read_partial(folder / SAMPLES)
+        if not grouped:
+            raise ConfigError(f"{folder}: no {SAMPLES} (run grpo eval there first)")
+        return {pid: sum(bool(r["correct"]) for r in rs) / len(rs) for pid, rs in grouped.items()
+                if all(r["correct"] is not None for r in rs)}
+
+    a, b = per_problem(dir_a), per_problem(dir_b)
+    shared = sorted(a.keys() & b.keys())
+    if not shared:
+        raise ConfigError(f"{dir_a} and {dir_b} share no problem ids")
+    result = metrics.paired_difference([a[p] for p in shared], [b[p] for p in shared])
+    return {"a": str(dir_a), "b": str(dir_b), "pass@1_a": sum(a[p] for p in shared) / len(shared),
+            "pass@1_b": sum(b[p] for p in shared) / len(shared), **result}
