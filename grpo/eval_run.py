@@ -27,6 +27,9 @@ from grpo.rundir import CONFIG_FILE, write_atomic
 from grpo.train import ADAPTER_DIR, reward_context
 from rewards.math import answer_key
 
+# Rows of the markdown table (besides every pass@k and maj@k); the summary JSON also records the settings.
+TABLE_KEYS = ("problems", "samples_per_problem", "accuracy", "format_compliance", "mean_completion_tokens",
+              "truncation_rate", "tokens_per_second")
 SAMPLES, PARTIAL, SUMMARY_JSON, SUMMARY_MD = "samples.jsonl", "samples.jsonl.partial", "summary.json", "summary.md"
 
 
@@ -158,7 +161,8 @@ def markdown(summaries: dict[str, dict[str, Any]]) -> str:
     """One column per target, one row per metric; rates as percentages with their 95% CI."""
     keys = []
     for summary in summaries.values():
-        keys += [k for k in summary if not k.endswith("_ci95") and k not in keys and k != "greedy"]
+        keys += [k for k in summary if k in TABLE_KEYS or k.startswith(("pass@", "maj@"))
+                 if not k.endswith("_ci95") and k not in keys]
     lines = ["| metric | " + " | ".join(summaries) + " |", "|---|" + "---:|" * len(summaries)]
     for key in keys:
         cells = []
@@ -204,9 +208,10 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     rows = rows_for(target.config, tokenizer, request.split, request.limit)
     scorer = Scorer.from_specs(target.config.rewards, reward_context(target.config))
     out_dir.mkdir(parents=True, exist_ok=True)
-    finished = _read_partial(out_dir / PARTIAL) if request.resume else {}
-    if not request.resume:
-        (out_dir / PARTIAL).unlink(missing_ok=True)
+    previous = out_dir / (PARTIAL if (out_dir / PARTIAL).exists() else SAMPLES)
+    finished = _read_partial(previous) if request.resume else {}
+    # Start the partial file afresh, or rewrite it with only the complete records (drops a torn last line).
+    write_atomic(out_dir / PARTIAL, "".join(json.dumps(r) + "\n" for group in finished.values() for r in group))
     pending = [row for row in rows if len(finished.get(str(row["id"]), [])) < request.params.num_samples]
     batch_size = request.batch_size or _auto_batch(model, rows, tokenizer, request.params)
     print(f"[grpo] eval {target.label}: {len(rows)} problems ({len(rows) - len(pending)} already done), "

@@ -52,7 +52,10 @@ def wilson_interval(successes: float, total: int, z: float = Z_95) -> tuple[floa
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0% and 100% the bound is exact in theory; rounding would otherwise leave it a hair off.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == total else min(1.0, centre + half)
+    return (low, high)
 
 
 def bootstrap_interval(values: Sequence[float], resamples: int = 2000, seed: int = 0,
