@@ -18,9 +18,12 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from grpo.train import train
+    from grpo.models import prepare_backend
 
     config = load_config(args.config, args.overrides)
+    prepare_backend(config.model)  # Unsloth, when chosen, is imported before grpo.train loads transformers/TRL
+    from grpo.train import train
+
     run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"[grpo] done: {run_dir}")
     return 0
@@ -107,6 +110,26 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from grpo import bench_train
+    from grpo.models import resolve_path
+
+    cases = [bench_train.parse_case(text, args.steps) for text in args.case]
+    tokenizer_path = resolve_path(args.tokenizer)
+    print(bench_train.HEADER, flush=True)
+    rows = []
+    for case in cases:
+        rows.append(bench_train.run_in_subprocess(case, Path(args.model_root), tokenizer_path))
+        print(bench_train.format_row(rows[-1]), flush=True)
+    print("\n" + bench_train.markdown(rows))
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2, default=str))
+    return 0 if all("error" not in row for row in rows) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -163,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     kv.add_argument("--cached-only", action="store_true", help="skip the uncached runs")
     kv.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None)
     kv.set_defaults(handler=cmd_bench_kv)
+    train_bench = bench_commands.add_parser(
+        "train", help="GRPO step time per backend and rollout setting (GPU)",
+        description="Fixed workload: 8 prompts x 8 generations x 256 forced completion tokens, LoRA r=16, random "
+                    "weights of real architectures. CASE is SHAPE:BACKEND[:ROLLOUT][:4bit], e.g. "
+                    "smollm2-135m:trl-baseline, smollm2-135m:hf:static, qwen2.5-1.5b:unsloth:dynamic:4bit. "
+                    "Shapes: smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth.")
+    train_bench.add_argument("case", nargs="+", metavar="CASE")
+    train_bench.add_argument("--steps", type=int, default=3, help="steps per case; the first is warm-up")
+    train_bench.add_argument("--model-root", default="/tmp/grpo-bench-models", help="where random models are saved")
+    train_bench.add_argument("--tokenizer", default="smollm2-135m-instruct", help="tokenizer for every shape")
+    train_bench.add_argument("--out", help="write the rows as JSON here")
+    train_bench.set_defaults(handler=cmd_bench_train)
 
     reward_parser = commands.add_parser("rewards", help="list or check reward functions",
                                         description="Inspect the reward registry.")

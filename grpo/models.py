@@ -50,6 +50,14 @@ def resolve_backend(model: ModelSection) -> str:
     return model.backend
 
 
+def prepare_backend(model: ModelSection) -> str:
+    """Resolve the backend and, for Unsloth, import it now: it must patch transformers and TRL before they load."""
+    backend = resolve_backend(model)
+    if backend == "unsloth":
+        import unsloth  # noqa: F401
+    return backend
+
+
 def resolve_path(name: str) -> str:
     """A local folder to load from (converting embedded or GGUF models once), or the hub id unchanged."""
     local = Path(name).expanduser()
