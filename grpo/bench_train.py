@@ -140,6 +140,10 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
                                        gradient_checkpointing=case.backend == "unsloth"))
             trainer = GRPOTrainer(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
                                   train_dataset=_dataset(case), processing_class=loaded.tokenizer)
+        if case.backend != "trl-baseline":
+            from grpo.rollout import enable_compiled_decoding
+
+            enable_compiled_decoding(trainer, "static" if case.rollout == "static" else None)
         generation = _time_generation(trainer)
         step_times: list[float] = []
         trainer.add_callback(_step_timer(step_times))

@@ -19,6 +19,7 @@ from grpo.callbacks import HeldOutEval, MetricsJsonl
 from grpo.config import ConfigError, RunConfig, to_yaml
 from grpo.data import load_splits
 from grpo.evaluate import Scorer, greedy_eval
+from grpo.rollout import enable_compiled_decoding
 from grpo.models import LoadedModel, cuda_available, load, resolve_backend
 from grpo.report import before_after_table
 
@@ -154,6 +155,8 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     for callback in callbacks:
         if isinstance(callback, HeldOutEval):
             callback.attach(trainer)
+    if enable_compiled_decoding(trainer, config.train.cache_implementation):
+        _say("rollouts: static KV cache with compiled decoding (the first step includes compilation)")
 
     if not resume:
         environment = rundir.environment_info({"backend": loaded.backend, "model_path": loaded.path})
