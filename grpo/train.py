@@ -155,7 +155,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     for callback in callbacks:
         if isinstance(callback, HeldOutEval):
             callback.attach(trainer)
-    if enable_compiled_decoding(trainer, config.train.cache_implementation):
+    if loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation):
         _say("rollouts: static KV cache with compiled decoding (the first step includes compilation)")
 
     if not resume:
