@@ -44,7 +44,10 @@ class HeldOutEval(TrainerCallback):
         summary, _ = greedy_eval(model, processing_class, self.rows, self.scorer, self.max_new_tokens,
                                  self.batch_size, f"eval step {state.global_step}")
         logs = {f"eval/{key}": value for key, value in summary.items() if isinstance(value, (int, float))}
+        # CallbackHandler.on_log clears control.should_log; keep the trainer's own logging of this step.
+        should_log = control.should_log
         self.trainer.callback_handler.on_log(args, state, control, logs=logs)
+        control.should_log = should_log
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         if state.global_step == 0:

@@ -41,7 +41,8 @@ def cmd_rewards_list(args: argparse.Namespace) -> int:
 
     for name in rewards.available():
         entry = rewards.entry(name)
-        print(f"{name:22s} {entry.kind:12s} {entry.summary}")
+        first_sentence = entry.summary.split(". ")[0].rstrip(".") + "."
+        print(f"{name:22s} {entry.kind:12s} {first_sentence}")
     return 0
 
 
@@ -130,10 +131,7 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     return 0 if all("error" not in row for row in rows) else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_train_commands(commands) -> None:
     train = commands.add_parser("train", help="train with GRPO from a YAML config",
                                 description="Train a LoRA adapter with GRPO; writes runs/<run.name>/.")
     _config_arguments(train)
@@ -147,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(config)
     config.set_defaults(handler=cmd_config)
 
+
+def _add_eval_command(commands) -> None:
     evaluate = commands.add_parser(
         "eval", help="evaluate a model, a run directory or checkpoints",
         description="Evaluate with KV-cached batched sampling. TARGET: a run directory (runs/x), checkpoints "
@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="paired pass@1 difference (B - A) with a 95%% CI over shared problems")
     evaluate.set_defaults(handler=cmd_eval)
 
+
+def _add_bench_commands(commands) -> None:
     bench = commands.add_parser("bench", help="benchmarks", description="Benchmarks that print a table.")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     kv = bench_commands.add_parser(
@@ -199,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_bench.add_argument("--out", help="write the rows as JSON here")
     train_bench.set_defaults(handler=cmd_bench_train)
 
+
+def _add_reward_commands(commands) -> None:
     reward_parser = commands.add_parser("rewards", help="list or check reward functions",
                                         description="Inspect the reward registry.")
     reward_commands = reward_parser.add_subparsers(dest="rewards_command", required=True, metavar="SUBCOMMAND")
@@ -212,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(check)
     check.add_argument("--n", type=int, default=64, help="dataset rows to use (default 64)")
     check.set_defaults(handler=cmd_rewards_check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train_commands, _add_eval_command, _add_bench_commands, _add_reward_commands):
+        add(commands)
     return parser
 
 

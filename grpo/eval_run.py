@@ -259,7 +259,10 @@ def _auto_batch(model, rows, tokenizer, params: SamplingParams) -> int:
     if tokens * per_token > free:
         raise ConfigError(f"not enough memory for one sequence's KV cache ({kvcache.human(tokens * per_token)} "
                           f"needed, {kvcache.human(free)} free); lower --max-new-tokens")
-    return kvcache.auto_batch_size(model.config, tokens, dtype, device)
+    batch = kvcache.auto_batch_size(model.config, tokens, dtype, device)
+    print(f"[grpo] KV cache: {kvcache.human(tokens * per_token)} per sequence of {tokens} tokens; batch {batch} "
+          f"needs {kvcache.human(batch * tokens * per_token)} (free: {kvcache.human(free)})", flush=True)
+    return batch
 
 
 def compare(dir_a: Path, dir_b: Path) -> dict[str, Any]:

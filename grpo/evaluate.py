@@ -52,6 +52,7 @@ def score(rows: list[dict[str, Any]], completions: list[list[Completion]], score
         reference = parse_reference(row["answer"])
         texts = [c.text for c in samples]
         columns = {key: [value] * len(samples) for key, value in row.items() if key not in ("prompt", "completion")}
+        # Rewards that need token ids only count them (overlong_penalty); the lengths here are the real ones.
         per_reward = {
             name: function(completions=texts, prompts=[row["prompt"]] * len(samples),
                            completion_ids=[[0] * c.num_tokens for c in samples], **columns)

@@ -53,3 +53,15 @@ def gsm8k_dir() -> Path:
     if not (folder / "test.jsonl").is_file():
         pytest.fail(f"GSM8K data expected at {folder} (CI clones the project with ../shared beside it)")
     return folder
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need CUDA: they run on the GPU machine (see docs/benchmarks.md), and are skipped here."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run on the device machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -40,7 +40,7 @@ train:
   max_completion_length: 8
   learning_rate: 0.01
   save_steps: 1
-eval: {{before_after: true, num_problems: 4, max_new_tokens: 8, batch_size: 4}}
+eval: {{before_after: true, num_problems: 4, max_new_tokens: 8, batch_size: 4, every_n_steps: 1}}
 """)
     return config
 
@@ -72,6 +72,25 @@ def test_metrics_have_every_step_and_reward(trained_run):
     for key in ("rewards/math_correctness/mean", "rewards/length_reward/std", "rewards/answer_line/mean",
                 "completions/mean_length", "completions/clipped_ratio", "step_time", "entropy"):
         assert key in steps[0], key
+
+
+def test_held_out_eval_logged_at_step_0_and_every_step(trained_run):
+    run_dir, _ = trained_run
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval/accuracy" in r]
+    assert [r["step"] for r in evals][:3] == [0, 1, 2]
+    assert all(0.0 <= r["eval/format_compliance"] <= 1.0 for r in evals)
+
+
+def test_kv_preflight_refuses_a_rollout_that_cannot_fit(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    from grpo import kvcache
+
+    monkeypatch.setattr(kvcache, "free_memory_bytes", lambda device: 1000)
+    config = write_config(tmp_path, tiny_model_dir)
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "grpo: error: train: the rollout's KV cache for 4 sequences" in err and "does not fit" in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_lora_weights_changed_and_adapter_loads(trained_run, tiny_model_dir):

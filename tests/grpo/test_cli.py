@@ -1,0 +1,57 @@
+"""The command line: help on every subcommand, reward listing and the reward preflight table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grpo.cli import main
+
+QUICKSTART = str(Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml")
+
+
+@pytest.mark.parametrize("argv", [[], ["train"], ["config"], ["eval"], ["bench"], ["bench", "kv"], ["bench", "train"],
+                                  ["rewards"], ["rewards", "list"], ["rewards", "check"]])
+def test_help_on_every_command(argv, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(argv + ["--help"])
+    assert caught.value.code == 0
+    assert "usage: grpo" in capsys.readouterr().out
+
+
+def test_rewards_list(capsys):
+    assert main(["rewards", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "math_correctness       correctness" in out and "repetition_penalty" in out
+
+
+def test_rewards_check_prints_table(capsys):
+    assert main(["rewards", "check", QUICKSTART, "--n", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["reward", "kind", "contract", "None", "mean", "flat", "groups", "right",
+                                           "answers", "scored", "1", "ms/call"]
+    assert "math_correctness  correctness  ok        0%" in out and "100%" in out
+
+
+def test_rewards_check_exits_1_on_contract_violation(tmp_path, capsys):
+    plugin = tmp_path / "bad.py"
+    plugin.write_text("def short(completions, **kwargs):\n    return [1.0]\n")
+    assert main(["rewards", "check", QUICKSTART, f"rewards.1.name={plugin}:short", "--n", "4"]) == 1
+    captured = capsys.readouterr()
+    assert "no: reward 'short' returned 1 values for 12 completions" in captured.out
+    assert "contract violation" in captured.err
+
+
+def test_config_prints_resolved_yaml(capsys):
+    assert main(["config", QUICKSTART, "train.max_steps=3"]) == 0
+    assert "max_steps: 3" in capsys.readouterr().out
+
+
+def test_train_stops_before_loading_when_a_reward_breaks_the_contract(tmp_path, capsys):
+    plugin = tmp_path / "bad.py"
+    plugin.write_text("def short(completions, **kwargs):\n    return [1.0]\n")
+    code = main(["train", QUICKSTART, f"rewards.1.name={plugin}:short", f"run.output_dir={tmp_path / 'runs'}"])
+    assert code == 2
+    assert "rewards: preflight failed: short: reward 'short' returned 1 values" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
