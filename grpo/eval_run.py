@@ -23,6 +23,7 @@ from grpo import kvcache, metrics
 from grpo.config import ConfigError, RunConfig, load_config, with_overrides
 from grpo.evaluate import SampleResult, Scorer, score
 from grpo.generation import SamplingParams, generate
+from grpo.models import device_name, dtype_name, load_tokenizer, resolve_path, torch_dtype
 from grpo.rundir import CONFIG_FILE, write_atomic
 from grpo.train import ADAPTER_DIR, reward_context
 from rewards.math import answer_key
@@ -91,8 +92,6 @@ def load_target(target: Target):
     """The model (base + adapter when there is one) and tokenizer, on the GPU when there is one."""
     import torch
     from transformers import AutoModelForCausalLM
-
-    from grpo.models import load_tokenizer, resolve_path, torch_dtype
 
     base_path = resolve_path(target.base)
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype(target.config.model))
@@ -248,8 +247,7 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
 
 
 def _auto_batch(model, rows, tokenizer, params: SamplingParams) -> int:
-    device = str(next(model.parameters()).device)
-    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    device, dtype = device_name(model), dtype_name(model)
     longest_prompt = max(len(tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True,
                                                            tokenize=True, return_dict=True)["input_ids"])
                          for r in rows[:256])

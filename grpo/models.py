@@ -82,6 +82,15 @@ def torch_dtype(model: ModelSection):
     return torch.float32  # CPUs: fp32 is both the fastest and the most accurate choice for small models
 
 
+def dtype_name(model) -> str:
+    """'float32', 'bfloat16', ... of the model's parameters (the name KV-cache arithmetic and TRL flags use)."""
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
+def device_name(model) -> str:
+    return str(next(model.parameters()).device)
+
+
 def load_tokenizer(path: str):
     """Tokenizer padded on the left (batched generation needs prompts flush against their completions)."""
     from transformers import AutoTokenizer

@@ -78,6 +78,8 @@ def run(config: RunConfig, n: int = 64) -> list[RewardStats]:
         if reference is None:
             continue
         completions, truths = synthetic_group(reference)
+        # In the form TRL passes them for grpo's conversational prompts.
+        conversational = [[{"role": "assistant", "content": text}] for text in completions]
         size = len(completions)
         columns = {"answer": [row["answer"]] * size, "question": [row["question"]] * size,
                    "id": [row["id"]] * size}
@@ -88,7 +90,7 @@ def run(config: RunConfig, n: int = 64) -> list[RewardStats]:
                 continue
             started = time.perf_counter()
             try:
-                values = function(completions=completions, **kwargs)
+                values = function(completions=conversational, **kwargs)
             except RewardError as err:
                 stat.violation = str(err)
                 continue

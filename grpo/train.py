@@ -20,7 +20,7 @@ from grpo.config import ConfigError, RunConfig, to_yaml
 from grpo.data import load_splits
 from grpo.evaluate import Scorer, greedy_eval
 from grpo.rollout import enable_compiled_decoding
-from grpo.models import LoadedModel, cuda_available, load, resolve_backend
+from grpo.models import LoadedModel, cuda_available, device_name, dtype_name, load, resolve_backend
 from grpo.report import before_after_table
 
 logger = logging.getLogger("grpo")
@@ -136,27 +136,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     print(to_yaml(config), flush=True)
 
     _reward_preflight(config)
-    loaded: LoadedModel = load(config.model, config.run.seed)
-    from trl import GRPOTrainer  # after grpo.models: with Unsloth, its patches must precede TRL's import
-
-    splits = load_splits(config.data, loaded.tokenizer)
-    reward_functions, weights = rewards.resolve(config.rewards, reward_context(config))
-    dtype_name = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
-    args = build_grpo_args(config, run_dir, weights, dtype_name)
-    _kv_preflight(config, loaded, splits.train)
-    scorer = Scorer.from_specs(config.rewards, reward_context(config))
-    callbacks = [MetricsJsonl(run_dir / METRICS_FILE)]
-    if config.eval.every_n_steps:
-        callbacks.append(HeldOutEval(_held_out_rows(config, splits), scorer, config.eval.max_new_tokens,
-                                     config.eval.batch_size, config.eval.every_n_steps))
-    with _tensorboard_dir(run_dir / "tensorboard"):
-        trainer = GRPOTrainer(model=loaded.model, reward_funcs=reward_functions, args=args,
-                              train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)
-    for callback in callbacks:
-        if isinstance(callback, HeldOutEval):
-            callback.attach(trainer)
-    if loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation):
-        _say("rollouts: static KV cache with compiled decoding (the first step includes compilation)")
+    trainer, loaded, splits, scorer = _build_trainer(config, run_dir)
 
     if not resume:
         environment = rundir.environment_info({"backend": loaded.backend, "model_path": loaded.path})
@@ -168,16 +148,17 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
         _say(f"data: {len(splits.train)} training prompts; {splits.dropped} prompts over "
              f"{config.data.max_prompt_tokens} tokens {'dropped' if splits.overflow == 'drop' else 'truncated'}")
         before = None
-        if config.eval.before_after and not resume:
-            before, _ = greedy_eval(loaded.model, loaded.tokenizer, _held_out_rows(config, splits), scorer,
-                                    config.eval.max_new_tokens, config.eval.batch_size, "eval before")
+        held_out = _held_out_rows(config, splits) if config.eval.before_after else []
+        if held_out and not resume:
+            before, _ = greedy_eval(loaded.model, loaded.tokenizer, held_out, scorer, config.eval.max_new_tokens,
+                                    config.eval.batch_size, "eval before")
         trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model(str(run_dir / ADAPTER_DIR))
         loaded.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
         _say(f"adapter saved to {run_dir / ADAPTER_DIR}")
         if before is not None:
-            after, samples = greedy_eval(loaded.model, loaded.tokenizer, _held_out_rows(config, splits), scorer,
-                                         config.eval.max_new_tokens, config.eval.batch_size, "eval after")
+            after, samples = greedy_eval(loaded.model, loaded.tokenizer, held_out, scorer, config.eval.max_new_tokens,
+                                         config.eval.batch_size, "eval after")
             table = before_after_table(before, after)
             rundir.write_atomic(run_dir / "before_after.json", json.dumps({"before": before, "after": after}, indent=2))
             rundir.write_atomic(run_dir / "before_after.md", table + "\n")
@@ -191,6 +172,32 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     return run_dir
 
 
+def _build_trainer(config: RunConfig, run_dir: Path):
+    """Model, data, rewards and callbacks -> a ready GRPOTrainer (nothing is written to the run directory yet)."""
+    loaded: LoadedModel = load(config.model, config.run.seed)
+    from trl import GRPOTrainer  # after grpo.models: with Unsloth, its patches must precede TRL's import
+
+    splits = load_splits(config.data, loaded.tokenizer)
+    reward_functions, weights = rewards.resolve(config.rewards, reward_context(config))
+    args = build_grpo_args(config, run_dir, weights, dtype_name(loaded.model))
+    _kv_preflight(config, loaded, splits.train)
+    scorer = Scorer.from_specs(config.rewards, reward_context(config))
+    callbacks = [MetricsJsonl(run_dir / METRICS_FILE)]
+    held_out_eval = None
+    if config.eval.every_n_steps:
+        held_out_eval = HeldOutEval(_held_out_rows(config, splits), scorer, config.eval.max_new_tokens,
+                                    config.eval.batch_size, config.eval.every_n_steps)
+        callbacks.append(held_out_eval)
+    with _tensorboard_dir(run_dir / "tensorboard"):
+        trainer = GRPOTrainer(model=loaded.model, reward_funcs=reward_functions, args=args,
+                              train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)
+    if held_out_eval is not None:
+        held_out_eval.attach(trainer)
+    if loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation):
+        _say("rollouts: static KV cache with compiled decoding (the first step includes compilation)")
+    return trainer, loaded, splits, scorer
+
+
 def _reward_preflight(config: RunConfig) -> None:
     """Fast mode of `grpo rewards check`: a broken reward stops the run before any generation."""
     stats = preflight.run(config, n=PREFLIGHT_ROWS)
@@ -202,8 +209,7 @@ def _reward_preflight(config: RunConfig) -> None:
 
 def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
     """Refuse a rollout whose KV cache alone cannot fit (weights and activations need memory on top of it)."""
-    device = str(next(loaded.model.parameters()).device)
-    dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
+    device, dtype = device_name(loaded.model), dtype_name(loaded.model)
     longest_prompt = max(len(loaded.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
                                                                   return_dict=True)["input_ids"])
                          for p in train_rows.select(range(min(256, len(train_rows))))["prompt"])
