@@ -49,8 +49,20 @@ def cmd_rewards_list(args: argparse.Namespace) -> int:
 def cmd_rewards_check(args: argparse.Namespace) -> int:
     from grpo import preflight
 
-    stats = preflight.run(load_config(args.config, args.overrides), n=args.n)
+    config = load_config(args.config, args.overrides)
+    stats = preflight.run(config, n=args.n)
+    print("on synthetic completions (the reference in 5 formats, 2 wrong answers, 5 broken texts per row):")
     print(preflight.table(stats))
+    if args.model:
+        from grpo.eval_run import Target, load_target
+
+        name = config.model.name if args.model == "config" else args.model
+        model, tokenizer = load_target(Target(name, name, None, config))
+        real = preflight.run_on_model(config, model, tokenizer, n=args.model_rows)
+        print(f"\non {config.train.num_generations} sampled completions per row from {name} "
+              f"({args.model_rows} rows, temperature {config.train.temperature}):")
+        print(preflight.table(real))
+        stats += real
     problems = preflight.violations(stats)
     for problem in problems:
         print(f"grpo: contract violation: {problem}", file=sys.stderr)
@@ -215,6 +227,9 @@ def _add_reward_commands(commands) -> None:
                     "contract violation.")
     _config_arguments(check)
     check.add_argument("--n", type=int, default=64, help="dataset rows to use (default 64)")
+    check.add_argument("--model", nargs="?", const="config", metavar="NAME",
+                       help="also score real rollouts sampled from a model (default: the config's model)")
+    check.add_argument("--model-rows", type=int, default=4, help="rows to sample rollouts for (default 4)")
     check.set_defaults(handler=cmd_rewards_check)
 
 

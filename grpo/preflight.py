@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import Any
 import rewards
 from grpo.config import RunConfig
 from grpo.data import build_messages, load_raw
@@ -68,38 +69,65 @@ class RewardStats:
 HEADER = ["reward", "kind", "contract", "None", "mean", "flat groups", "right answers scored 1", "ms/call"]
 
 
-def run(config: RunConfig, n: int = 64) -> list[RewardStats]:
-    train, _ = load_raw(config.data)
-    rows = train.select(range(min(n, len(train)))).to_list()
+def _resolved(config: RunConfig) -> tuple[list, list[RewardStats]]:
     functions, _ = rewards.resolve(config.rewards, {"max_completion_length": config.train.max_completion_length})
-    stats = [RewardStats(f.name, rewards.kind_of(spec.name)) for f, spec in zip(functions, config.rewards)]
-    for row in rows:
+    return functions, [RewardStats(f.name, rewards.kind_of(spec.name)) for f, spec in zip(functions, config.rewards)]
+
+
+def _score_group(functions, stats: list[RewardStats], config: RunConfig, row: dict[str, Any], texts: list[str],
+                 token_counts: list[int], truths: list[bool | None] | None = None) -> None:
+    """Call every reward on one group of completions of ``row``, as TRL would, and record the statistics."""
+    size = len(texts)
+    kwargs = {"prompts": [build_messages(config.data.system_prompt, row["question"])] * size,
+              "completion_ids": [[0] * count for count in token_counts],
+              "answer": [row["answer"]] * size, "question": [row["question"]] * size, "id": [row["id"]] * size}
+    conversational = [[{"role": "assistant", "content": text}] for text in texts]  # TRL's form for chat prompts
+    for function, stat in zip(functions, stats):
+        if stat.violation:
+            continue
+        started = time.perf_counter()
+        try:
+            values = function(completions=conversational, **kwargs)
+        except RewardError as err:
+            stat.violation = str(err)
+            continue
+        stat.seconds.append(time.perf_counter() - started)
+        stat.values.extend(values)
+        stat.groups += 1
+        stat.flat_groups += len({v for v in values if v is not None}) <= 1
+        if stat.kind == "correctness" and truths is not None:
+            stat.right_scored_high.extend(v == 1.0 for v, truth in zip(values, truths) if truth)
+
+
+def run(config: RunConfig, n: int = 64) -> list[RewardStats]:
+    """Every reward on synthetic completions of the first ``n`` training rows."""
+    train, _ = load_raw(config.data)
+    functions, stats = _resolved(config)
+    for row in train.select(range(min(n, len(train)))).to_list():
         reference = parse_reference(row["answer"])
         if reference is None:
             continue
-        completions, truths = synthetic_group(reference)
-        # In the form TRL passes them for grpo's conversational prompts.
-        conversational = [[{"role": "assistant", "content": text}] for text in completions]
-        size = len(completions)
-        columns = {"answer": [row["answer"]] * size, "question": [row["question"]] * size,
-                   "id": [row["id"]] * size}
-        kwargs = {"prompts": [build_messages(config.data.system_prompt, row["question"])] * size,
-                  "completion_ids": [[0] * len(c.split()) for c in completions], **columns}
-        for function, stat in zip(functions, stats):
-            if stat.violation:
-                continue
-            started = time.perf_counter()
-            try:
-                values = function(completions=conversational, **kwargs)
-            except RewardError as err:
-                stat.violation = str(err)
-                continue
-            stat.seconds.append(time.perf_counter() - started)
-            stat.values.extend(values)
-            stat.groups += 1
-            stat.flat_groups += len({v for v in values if v is not None}) <= 1
-            if stat.kind == "correctness":
-                stat.right_scored_high.extend(v == 1.0 for v, truth in zip(values, truths) if truth)
+        texts, truths = synthetic_group(reference)
+        _score_group(functions, stats, config, row, texts, [len(t.split()) for t in texts], truths)
+    return stats
+
+
+def run_on_model(config: RunConfig, model, tokenizer, n: int, batch_size: int = 32) -> list[RewardStats]:
+    """Every reward on real rollouts: ``train.num_generations`` samples per row for the first ``n`` training rows,
+    drawn as training would draw them (temperature, top_p, max_completion_length). The "flat groups" column then
+    is the share of groups that would give GRPO no learning signal."""
+    from grpo.data import load_splits
+    from grpo.generation import SamplingParams, generate
+
+    train = load_splits(config.data, tokenizer).train
+    rows = train.select(range(min(n, len(train)))).to_list()
+    params = SamplingParams(max_new_tokens=config.train.max_completion_length, do_sample=True,
+                            temperature=config.train.temperature, top_p=config.train.top_p,
+                            num_samples=config.train.num_generations, seed=config.run.seed)
+    groups = generate(model, tokenizer, [row["prompt"] for row in rows], params, batch_size, "rollouts")
+    functions, stats = _resolved(config)
+    for row, group in zip(rows, groups):
+        _score_group(functions, stats, config, row, [c.text for c in group], [c.num_tokens for c in group])
     return stats
 
 

@@ -29,9 +29,21 @@ def test_rewards_list(capsys):
 def test_rewards_check_prints_table(capsys):
     assert main(["rewards", "check", QUICKSTART, "--n", "8"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["reward", "kind", "contract", "None", "mean", "flat", "groups", "right",
+    assert out.splitlines()[0].startswith("on synthetic completions")
+    assert out.splitlines()[1].split() == ["reward", "kind", "contract", "None", "mean", "flat", "groups", "right",
                                            "answers", "scored", "1", "ms/call"]
     assert "math_correctness  correctness  ok        0%" in out and "100%" in out
+
+
+def test_rewards_check_scores_real_rollouts_of_a_model(capsys, tiny_model_dir):
+    argv = ["rewards", "check", QUICKSTART, "data.system_prompt=''", "--n", "2", "--model", str(tiny_model_dir),
+            "--model-rows", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"on 8 sampled completions per row from {tiny_model_dir} (2 rows, temperature 1.0):" in out
+    real_table = out.split("sampled completions per row")[1]
+    # a random model never states the answer: every group is flat for the correctness reward
+    assert "math_correctness  correctness  ok        0%    0.000  100%" in real_table
 
 
 def test_rewards_check_exits_1_on_contract_violation(tmp_path, capsys):
