@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from grpo import kvcache, metrics
 from grpo.config import ConfigError, RunConfig, load_config, with_overrides
 from grpo.evaluate import SampleResult, Scorer, score
@@ -218,16 +220,19 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     started, generated = time.perf_counter(), 0
     # Problems are generated in chunks and appended (with fsync) so that an interruption loses one chunk at most.
     chunk = max(1, batch_size // request.params.num_samples)
-    with open(out_dir / PARTIAL, "a") as stream:
+    bar = tqdm(total=len(pending), desc=f"eval {target.label}", unit="problem")
+    with open(out_dir / PARTIAL, "a") as stream, bar:
         for start in range(0, len(pending), chunk):
             block = pending[start : start + chunk]
             completions = generate(model, tokenizer, [row["prompt"] for row in block], request.params, batch_size,
-                                   description=f"eval {target.label} {start + len(block)}/{len(pending)}")
+                                   progress=False)
             results: list[SampleResult] = score(block, completions, scorer)
             generated += sum(r.num_tokens for r in results)
             stream.write("".join(json.dumps(r.to_json()) + "\n" for r in results))
             stream.flush()
             os.fsync(stream.fileno())
+            bar.update(len(block))
+            bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - started):.0f}")
     seconds = time.perf_counter() - started
     wanted = {str(row["id"]) for row in rows}
     records = [record for group in _read_partial(out_dir / PARTIAL).values() for record in group
