@@ -190,14 +190,20 @@ class EvalRequest:
 
 
 def rows_for(config: RunConfig, tokenizer, split: str, limit: int | None) -> list[dict[str, Any]]:
-    from grpo.data import load_splits
+    """The rows of one split with their prompts (only that split is tokenized)."""
+    from grpo.data import add_prompts, load_raw
 
-    splits = load_splits(config.data, tokenizer)
-    dataset = splits.held_out if split == "eval" else splits.train
+    train, held_out = load_raw(config.data)
+    dataset = held_out if split == "eval" else train
     if dataset is None:
         raise ConfigError("data: this source has no held-out split; set data.eval_path or use --split train")
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
+    dataset, changed = add_prompts(dataset, config.data, tokenizer)
+    if changed:
+        action = "dropped" if config.data.prompt_overflow == "drop" else "truncated"
+        print(f"[grpo] {changed} prompts over data.max_prompt_tokens={config.data.max_prompt_tokens} {action}",
+              flush=True)
     return dataset.to_list()
 
 
