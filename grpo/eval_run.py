@@ -277,9 +277,11 @@ def _auto_batch(model, rows, tokenizer, params: SamplingParams) -> int:
 def compare(dir_a: Path, dir_b: Path) -> dict[str, Any]:
     """Paired difference in per-problem pass@1 (B - A) over the problems both evals share."""
     def per_problem(folder: Path) -> dict[str, float]:
-        grouped = _read_partial(folder / SAMPLES)
+        # An eval folder, or a run directory / checkpoint whose default eval folder holds the samples.
+        samples = folder / SAMPLES if (folder / SAMPLES).is_file() else folder / "eval" / SAMPLES
+        grouped = _read_partial(samples)
         if not grouped:
-            raise ConfigError(f"{folder}: no {SAMPLES} (run grpo eval there first)")
+            raise ConfigError(f"{folder}: no {SAMPLES} here or in {folder / 'eval'} (run grpo eval first)")
         return {pid: sum(bool(r["correct"]) for r in rs) / len(rs) for pid, rs in grouped.items()
                 if all(r["correct"] is not None for r in rs)}
 

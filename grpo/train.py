@@ -134,12 +134,15 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     check_trl_runs_here()
     resolve_backend(config.model)  # a clear error now, not after minutes of loading
     print(to_yaml(config), flush=True)
+    environment = rundir.environment_info()
+    versions = ", ".join(f"{name} {v}" for name, v in environment["versions"].items() if v)
+    _say(f"git commit {environment['git_commit'] or 'unknown'}; {versions}")
 
     _reward_preflight(config)
     trainer, loaded, splits, scorer = _build_trainer(config, run_dir)
 
     if not resume:
-        environment = rundir.environment_info({"backend": loaded.backend, "model_path": loaded.path})
+        environment |= {"backend": loaded.backend, "model_path": loaded.path}
         rundir.create(run_dir, config, environment, overwrite=overwrite)
     handler = _log_to_file(run_dir)
     try:

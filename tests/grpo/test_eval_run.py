@@ -106,3 +106,4 @@ def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config):
     assert "evalrun/checkpoint-1" in table and "evalrun/checkpoint-2" in table
 
     assert main(["eval", "--compare", str(out / "evalrun_checkpoint-1"), str(out / "evalrun_checkpoint-2")]) == 0
+    assert main(["eval", "--compare", str(run_dir), str(out / "evalrun_checkpoint-2")]) == 0  # a run dir's eval/
