@@ -142,6 +142,10 @@ class RunConfig(_Section):
     def run_dir(self) -> Path:
         return self.run.output_dir / self.run.name
 
+    def reward_context(self) -> dict[str, Any]:
+        """Run settings that parameterised rewards take as defaults (e.g. the overlong penalty's limit)."""
+        return {"max_completion_length": self.train.max_completion_length}
+
 
 # ----------------------------------------------------------------------------------------------------- loading
 

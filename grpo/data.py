@@ -32,6 +32,17 @@ def build_messages(system_prompt: str, question: str) -> list[dict[str, str]]:
     return messages + [{"role": "user", "content": question}]
 
 
+def prompt_tokens(tokenizer, messages: list[dict[str, str]]) -> int:
+    """Length in tokens of a chat prompt as the model sees it (chat template + generation prompt)."""
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    return len(encoded["input_ids"])
+
+
+def longest_prompt_tokens(tokenizer, prompts: list[list[dict[str, str]]], sample: int = 256) -> int:
+    """The longest of the first ``sample`` prompts (the KV-cache estimates need a prompt length, not all of them)."""
+    return max(prompt_tokens(tokenizer, messages) for messages in prompts[:sample])
+
+
 def _synthetic(data: DataSection) -> tuple[Dataset, Dataset]:
     knobs = data.synthetic
     try:
@@ -107,13 +118,8 @@ def add_prompts(dataset: Dataset, data: DataSection, tokenizer) -> tuple[Dataset
     """Add the conversational ``prompt`` column; drop or left-truncate prompts over ``max_prompt_tokens``."""
     limit = data.max_prompt_tokens
 
-    def prompt_length(question: str) -> int:
-        ids = tokenizer.apply_chat_template(build_messages(data.system_prompt, question),
-                                            add_generation_prompt=True, tokenize=True)
-        return len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
-
     def fit(question: str) -> str | None:
-        overflow = prompt_length(question) - limit
+        overflow = prompt_tokens(tokenizer, build_messages(data.system_prompt, question)) - limit
         if overflow <= 0:
             return question
         if data.prompt_overflow == "drop":

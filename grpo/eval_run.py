@@ -23,11 +23,12 @@ from tqdm.auto import tqdm
 
 from grpo import kvcache, metrics
 from grpo.config import ConfigError, RunConfig, load_config, with_overrides
+from grpo.data import add_prompts, load_raw, longest_prompt_tokens
 from grpo.evaluate import SampleResult, Scorer, score
 from grpo.generation import SamplingParams, generate
 from grpo.models import device_name, dtype_name, load_tokenizer, resolve_path, torch_dtype
 from grpo.rundir import CONFIG_FILE, write_atomic
-from grpo.train import ADAPTER_DIR, reward_context
+from grpo.train import ADAPTER_DIR
 from rewards.math import answer_key
 
 # Rows of the markdown table (besides every pass@k and maj@k); the summary JSON also records the settings.
@@ -191,8 +192,6 @@ class EvalRequest:
 
 def rows_for(config: RunConfig, tokenizer, split: str, limit: int | None) -> list[dict[str, Any]]:
     """The rows of one split with their prompts (only that split is tokenized)."""
-    from grpo.data import add_prompts, load_raw
-
     train, held_out = load_raw(config.data)
     dataset = held_out if split == "eval" else train
     if dataset is None:
@@ -213,7 +212,7 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
         raise ConfigError(f"{out_dir / SAMPLES} exists; pass --resume to reuse it or choose another --out")
     model, tokenizer = load_target(target)
     rows = rows_for(target.config, tokenizer, request.split, request.limit)
-    scorer = Scorer.from_specs(target.config.rewards, reward_context(target.config))
+    scorer = Scorer.from_specs(target.config.rewards, target.config.reward_context())
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = out_dir / (PARTIAL if (out_dir / PARTIAL).exists() else SAMPLES)
     finished = _read_partial(previous) if request.resume else {}
@@ -259,10 +258,7 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
 
 def _auto_batch(model, rows, tokenizer, params: SamplingParams) -> int:
     device, dtype = device_name(model), dtype_name(model)
-    longest_prompt = max(len(tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True,
-                                                           tokenize=True, return_dict=True)["input_ids"])
-                         for r in rows[:256])
-    tokens = longest_prompt + params.max_new_tokens
+    tokens = longest_prompt_tokens(tokenizer, [row["prompt"] for row in rows]) + params.max_new_tokens
     per_token = kvcache.bytes_per_token(model.config, dtype)
     free = kvcache.free_memory_bytes(device)
     if tokens * per_token > free:

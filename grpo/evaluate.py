@@ -26,6 +26,11 @@ class Scorer:
     @classmethod
     def from_specs(cls, specs: list[Any], context: dict[str, Any] | None = None) -> "Scorer":
         functions, _ = rewards.resolve(specs, context)
+        return cls.from_functions(functions, specs)
+
+    @classmethod
+    def from_functions(cls, functions: list[rewards.GuardedReward], specs: list[Any]) -> "Scorer":
+        """From rewards already resolved (by ``rewards.resolve``) for the same specs, in the same order."""
         verifier = next((f.reward for f in functions if isinstance(f.reward, MathCorrectness)), MathCorrectness())
         format_names = tuple(f.name for f, spec in zip(functions, specs) if rewards.kind_of(spec.name) == "format")
         return cls(verifier, {f.name: f for f in functions}, format_names)

@@ -70,7 +70,7 @@ HEADER = ["reward", "kind", "contract", "None", "mean", "flat groups", "right an
 
 
 def _resolved(config: RunConfig) -> tuple[list, list[RewardStats]]:
-    functions, _ = rewards.resolve(config.rewards, {"max_completion_length": config.train.max_completion_length})
+    functions, _ = rewards.resolve(config.rewards, config.reward_context())
     return functions, [RewardStats(f.name, rewards.kind_of(spec.name)) for f, spec in zip(functions, config.rewards)]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
@@ -17,7 +16,7 @@ import rewards
 from grpo import kvcache, preflight, rundir
 from grpo.callbacks import HeldOutEval, MetricsJsonl
 from grpo.config import ConfigError, RunConfig, to_yaml
-from grpo.data import load_splits
+from grpo.data import load_splits, longest_prompt_tokens
 from grpo.evaluate import Scorer, greedy_eval
 from grpo.rollout import enable_compiled_decoding
 from grpo.models import LoadedModel, cuda_available, device_name, dtype_name, load, resolve_backend
@@ -37,11 +36,6 @@ def check_trl_runs_here() -> None:
             f"trl {trl_version}: its GRPOTrainer needs Triton (a CUDA GPU); on a CPU install trl>=1.16 "
             "(pip install 'trl>=1.16,<1.17')"
         )
-
-
-def reward_context(config: RunConfig) -> dict[str, Any]:
-    """Run settings that parameterised rewards may take as defaults (e.g. the overlong penalty's limit)."""
-    return {"max_completion_length": config.train.max_completion_length}
 
 
 def build_grpo_args(config: RunConfig, output_dir: Path, weights: list[float], dtype_name: str):
@@ -181,10 +175,10 @@ def _build_trainer(config: RunConfig, run_dir: Path):
     from trl import GRPOTrainer  # after grpo.models: with Unsloth, its patches must precede TRL's import
 
     splits = load_splits(config.data, loaded.tokenizer)
-    reward_functions, weights = rewards.resolve(config.rewards, reward_context(config))
+    reward_functions, weights = rewards.resolve(config.rewards, config.reward_context())
     args = build_grpo_args(config, run_dir, weights, dtype_name(loaded.model))
     _kv_preflight(config, loaded, splits.train)
-    scorer = Scorer.from_specs(config.rewards, reward_context(config))
+    scorer = Scorer.from_functions(reward_functions, config.rewards)
     callbacks = [MetricsJsonl(run_dir / METRICS_FILE)]
     held_out_eval = None
     if config.eval.every_n_steps:
@@ -213,9 +207,8 @@ def _reward_preflight(config: RunConfig) -> None:
 def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
     """Refuse a rollout whose KV cache alone cannot fit (weights and activations need memory on top of it)."""
     device, dtype = device_name(loaded.model), dtype_name(loaded.model)
-    longest_prompt = max(len(loaded.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
-                                                                  return_dict=True)["input_ids"])
-                         for p in train_rows.select(range(min(256, len(train_rows))))["prompt"])
+    sample = train_rows.select(range(min(256, len(train_rows))))["prompt"]
+    longest_prompt = longest_prompt_tokens(loaded.tokenizer, sample)
     train = config.train
     sequences = train.per_device_train_batch_size * train.gradient_accumulation_steps
     plan = kvcache.plan(loaded.model.config, sequences, longest_prompt, train.max_completion_length, dtype, device)
@@ -224,7 +217,7 @@ def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
         largest = plan.largest_batch()
         fitting = [n for n in range(train.num_generations, largest + 1, train.num_generations)]
         hint = (f"lower train.per_device_train_batch_size x gradient_accumulation_steps to {fitting[-1]}"
-                if fitting else f"lower train.num_generations or train.max_completion_length")
+                if fitting else "lower train.num_generations or train.max_completion_length")
         raise ConfigError(f"train: the rollout's {plan.message()} does not fit; {hint}")
 
 
