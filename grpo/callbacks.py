@@ -10,6 +10,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from grpo.evaluate import Scorer, greedy_eval
+from grpo.rundir import write_atomic
 
 
 class MetricsJsonl(TrainerCallback):
@@ -32,17 +33,23 @@ class HeldOutEval(TrainerCallback):
     ``trainer.log``, which would also flush TRL's pending training metrics at the wrong step.
     """
 
-    def __init__(self, rows: list[dict[str, Any]], scorer: Scorer, max_new_tokens: int, batch_size: int, every: int):
+    def __init__(self, rows: list[dict[str, Any]], scorer: Scorer, max_new_tokens: int, batch_size: int, every: int,
+                 samples_dir: Path | None = None):
         self.rows, self.scorer, self.every = rows, scorer, every
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.samples_dir = samples_dir  # per-problem outputs of each eval: step-000025.jsonl, ...
         self.trainer = None
 
     def attach(self, trainer) -> None:
         self.trainer = trainer
 
     def _evaluate(self, args, state, control, model, processing_class) -> None:
-        summary, _ = greedy_eval(model, processing_class, self.rows, self.scorer, self.max_new_tokens,
-                                 self.batch_size, f"eval step {state.global_step}")
+        summary, samples = greedy_eval(model, processing_class, self.rows, self.scorer, self.max_new_tokens,
+                                       self.batch_size, f"eval step {state.global_step}")
+        if self.samples_dir is not None and state.is_world_process_zero:
+            self.samples_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.samples_dir / f"step-{state.global_step:06d}.jsonl",
+                         "".join(json.dumps(sample.to_json()) + "\n" for sample in samples))
         logs = {f"eval/{key}": value for key, value in summary.items() if isinstance(value, (int, float))}
         # CallbackHandler.on_log clears control.should_log; keep the trainer's own logging of this step.
         should_log = control.should_log
@@ -56,3 +63,26 @@ class HeldOutEval(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if state.global_step % self.every == 0:
             self._evaluate(args, state, control, model, processing_class)
+
+
+class TimeLimit(TrainerCallback):
+    """Stop training, with a checkpoint, once ``minutes`` of wall time have passed since training began.
+
+    For runs cut into fixed-length sessions (a GPU lent for ten minutes at a time): the run ends cleanly at a step
+    boundary with everything saved, and ``--resume`` continues it; killing the process instead could cut a
+    checkpoint in half.
+    """
+
+    def __init__(self, minutes: float, say=print):
+        self.seconds, self.say = 60 * minutes, say
+        self.started: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.started is not None and time.monotonic() - self.started >= self.seconds:
+            control.should_training_stop = True
+            control.should_save = True
+            self.say(f"[grpo] time limit of {self.seconds / 60:g} min reached at step {state.global_step}; "
+                     "checkpoint saved, continue with --resume")

@@ -108,6 +108,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from grpo.learning_plots import learning_plot, read_metrics
+
+    labels = args.labels.split(",") if args.labels else [Path(run).name for run in args.runs]
+    if len(labels) != len(args.runs):
+        raise ConfigError(f"grpo plot: --labels has {len(labels)} names for {len(args.runs)} runs")
+    runs = {}
+    for label, run in zip(labels, args.runs):
+        path = Path(run)
+        if not (path / "metrics.jsonl").is_file() and not path.is_file():
+            raise ConfigError(f"grpo plot: {run} is neither a run directory with metrics.jsonl nor a metrics file")
+        runs[label] = read_metrics(path)
+    print(f"[grpo] learning curves written to {learning_plot(runs, Path(args.out), args.smooth)}")
+    return 0
+
+
 def cmd_bench_kv(args: argparse.Namespace) -> int:
     from grpo import bench
     from grpo.eval_run import Target, load_target
@@ -186,6 +204,17 @@ def _add_eval_command(commands) -> None:
     evaluate.set_defaults(handler=cmd_eval)
 
 
+def _add_plot_command(commands) -> None:
+    plot = commands.add_parser("plot", help="learning curves of runs (metrics.jsonl) as one PNG",
+                               description="Held-out accuracy with 95% bands, rewards, entropy, length and flat-group "
+                                           "share per step, every run overlaid.")
+    plot.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or metrics.jsonl files)")
+    plot.add_argument("--labels", help="comma-separated legend names (default: the folder names)")
+    plot.add_argument("--out", default="learning.png", help="PNG path (default learning.png)")
+    plot.add_argument("--smooth", type=int, default=5, help="moving-average window for training signals")
+    plot.set_defaults(handler=cmd_plot)
+
+
 def _add_bench_commands(commands) -> None:
     bench = commands.add_parser("bench", help="benchmarks", description="Benchmarks that print a table.")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
@@ -236,7 +265,8 @@ def _add_reward_commands(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train_commands, _add_eval_command, _add_bench_commands, _add_reward_commands):
+    for add in (_add_train_commands, _add_eval_command, _add_plot_command, _add_bench_commands,
+                _add_reward_commands):
         add(commands)
     return parser
 

@@ -58,8 +58,11 @@ class SyntheticSection(_Section):
     min_digits: int = Field(1, ge=1, le=9)
     max_digits: int = Field(2, ge=1, le=9)
     num_operations: int = Field(1, ge=1, le=5)
+    min_operations: int | None = Field(None, ge=1, le=5, description="draw 1..num_operations steps from here up")
     operations: list[Literal["+", "-", "*"]] = Field(default_factory=lambda: ["+", "-"], min_length=1)
     word_problems: float = Field(0.0, ge=0.0, le=1.0, description="fraction phrased as short word problems")
+    question_template: str = Field("What is {expression}?", pattern=r"\{expression\}",
+                                   description="how a symbolic problem is asked; {expression} is replaced")
     seed: int = 1234
 
 
@@ -77,6 +80,8 @@ class DataSection(_Section):
     max_prompt_tokens: int = Field(512, gt=0)
     prompt_overflow: Literal["drop", "truncate"] = "drop"
     max_train_samples: int | None = Field(None, gt=0)
+    order: Literal["shuffle", "curriculum"] = Field(
+        "shuffle", description="curriculum: training prompts easiest first (grpo.curriculum), not shuffled")
     synthetic: SyntheticSection = SyntheticSection()
 
 
@@ -85,6 +90,26 @@ class RewardSpec(_Section):
     weight: float = 1.0
     params: dict[str, Any] = Field(default_factory=dict)
     on_error: Literal["raise", "none"] = "raise"
+    gate: Literal["none", "correct"] = Field(
+        "none", description="correct: paid only on completions whose final answer is right (rewards.gating)")
+
+
+class DynamicSamplingSection(_Section):
+    """DAPO's dynamic sampling: groups whose rewards are all equal carry no gradient; replace them."""
+
+    enabled: bool = False
+    max_rounds: int = Field(3, ge=0, description="extra generation rounds per batch to refill dropped groups")
+
+
+class CollapseGuardSection(_Section):
+    """Warnings (with the numbers) when training drifts into a state where it stops learning."""
+
+    enabled: bool = True
+    min_entropy: float = Field(0.3, ge=0.0, description="warn when mean token entropy falls below this")
+    max_zero_std_fraction: float = Field(0.8, ge=0.0, le=1.0, description="warn above this share of flat groups")
+    saturation: float = Field(0.95, ge=0.0, le=1.0, description="a non-correctness reward mean at or above this...")
+    correctness_gain: float = Field(0.05, ge=0.0, description="...while correctness rose less than this: warn")
+    window: int = Field(5, gt=0, description="logged steps averaged before judging")
 
 
 class TrainSection(_Section):
@@ -113,6 +138,10 @@ class TrainSection(_Section):
     mask_truncated_completions: bool = False
     cache_implementation: Literal["dynamic", "static"] | None = None
     generation_kwargs: dict[str, Any] = Field(default_factory=dict)
+    dynamic_sampling: DynamicSamplingSection = DynamicSamplingSection()
+    collapse_guard: CollapseGuardSection = CollapseGuardSection()
+    time_limit_minutes: float | None = Field(
+        None, gt=0, description="stop with a checkpoint after this much training time (resume to continue)")
     logging_steps: int = Field(1, gt=0)
     save_steps: int = Field(50, gt=0)
     save_total_limit: int | None = Field(2, gt=0)
@@ -281,6 +310,10 @@ def check_consistency(config: RunConfig) -> None:
         problems.append(
             f"data.synthetic.min_digits: {data.synthetic.min_digits} exceeds max_digits {data.synthetic.max_digits}"
         )
+    minimum_steps = data.synthetic.min_operations
+    if data.source == "synthetic" and minimum_steps is not None and minimum_steps > data.synthetic.num_operations:
+        problems.append(f"data.synthetic.min_operations: {minimum_steps} exceeds num_operations "
+                        f"{data.synthetic.num_operations}")
     if data.source == "file":
         if data.path is None:
             problems.append("data.path: required when data.source is 'file' (a .jsonl, .json or .parquet file)")

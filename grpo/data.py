@@ -14,6 +14,7 @@ from pathlib import Path
 from datasets import Dataset, load_dataset
 
 from grpo.config import ConfigError, DataSection
+from grpo.curriculum import ramp_order, solution_steps
 from grpo.synthetic import SyntheticSizeError, generate_splits
 
 GSM8K_HUB_ID = "openai/gsm8k"
@@ -49,15 +50,15 @@ def _synthetic(data: DataSection) -> tuple[Dataset, Dataset]:
         train, held_out = generate_splits(
             knobs.train_size, knobs.eval_size, min_digits=knobs.min_digits, max_digits=knobs.max_digits,
             num_operations=knobs.num_operations, operations=knobs.operations, word_problems=knobs.word_problems,
-            seed=knobs.seed,
+            seed=knobs.seed, min_operations=knobs.min_operations, question_template=knobs.question_template,
         )
     except SyntheticSizeError as err:
         raise ConfigError(str(err)) from None
 
     def rows(problems, split):
         return Dataset.from_list(
-            [{"id": f"synthetic-{split}-{i:05d}", "question": p.question, "answer": str(p.answer)}
-             for i, p in enumerate(problems)]
+            [{"id": f"synthetic-{split}-{i:05d}", "question": p.question, "answer": str(p.answer),
+              "operations": p.operations, "digits": p.digits} for i, p in enumerate(problems)]
         )
 
     return rows(train, "train"), rows(held_out, "held_out")
@@ -140,11 +141,24 @@ def add_prompts(dataset: Dataset, data: DataSection, tokenizer) -> tuple[Dataset
     return dataset.add_column("prompt", prompts), changed
 
 
-def load_splits(data: DataSection, tokenizer, max_train_samples: int | None = None) -> Splits:
+def curriculum(dataset: Dataset, planned_prompts: int | None) -> Dataset:
+    """Rows easiest first (grpo.curriculum): synthetic by operations then digits, others by solution steps."""
+    if {"operations", "digits"} <= set(dataset.column_names):
+        difficulties = list(zip(dataset["operations"], dataset["digits"]))
+    else:
+        difficulties = [solution_steps(answer) for answer in dataset["answer"]]
+    return dataset.select(ramp_order(difficulties, planned_prompts))
+
+
+def load_splits(data: DataSection, tokenizer, max_train_samples: int | None = None,
+                planned_prompts: int | None = None) -> Splits:
+    """Train and held-out rows with prompts; ``planned_prompts`` (prompts the run will draw) shapes a curriculum."""
     train, held_out = load_raw(data)
     limit = max_train_samples or data.max_train_samples
     if limit is not None and len(train) > limit:
         train = train.select(range(limit))
+    if data.order == "curriculum":
+        train = curriculum(train, planned_prompts)
     train, changed = add_prompts(train, data, tokenizer)
     if len(train) == 0:
         raise ConfigError(f"data.max_prompt_tokens: {data.max_prompt_tokens} leaves no training prompt; raise it")

@@ -7,7 +7,7 @@ Format compliance is the share of completions that get full marks (1.0) from eve
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import rewards
@@ -30,7 +30,13 @@ class Scorer:
 
     @classmethod
     def from_functions(cls, functions: list[rewards.GuardedReward], specs: list[Any]) -> "Scorer":
-        """From rewards already resolved (by ``rewards.resolve``) for the same specs, in the same order."""
+        """From rewards already resolved (by ``rewards.resolve``) for the same specs, in the same order.
+
+        Correctness gates are taken off: evaluation reports what each reward measures (format compliance is
+        about the format, right or wrong), while training pays the gated value.
+        """
+        functions = [replace(f, reward=f.reward.reward) if isinstance(f.reward, rewards.GatedOnCorrect) else f
+                     for f in functions]
         verifier = next((f.reward for f in functions if isinstance(f.reward, MathCorrectness)), MathCorrectness())
         format_names = tuple(f.name for f, spec in zip(functions, specs) if rewards.kind_of(spec.name) == "format")
         return cls(verifier, {f.name: f for f in functions}, format_names)
@@ -98,9 +104,11 @@ def summarize(results: list[SampleResult], format_names: tuple[str, ...]) -> dic
 
 
 def greedy_eval(model, tokenizer, rows: list[dict[str, Any]], scorer: Scorer, max_new_tokens: int,
-                batch_size: int, description: str = "eval") -> tuple[dict[str, Any], list[SampleResult]]:
+                batch_size: int, description: str = "eval",
+                progress: bool = True) -> tuple[dict[str, Any], list[SampleResult]]:
     """Greedy accuracy, format compliance and lengths on ``rows`` (one completion per problem)."""
     params = SamplingParams(max_new_tokens=max_new_tokens)
-    completions = generate(model, tokenizer, [row["prompt"] for row in rows], params, batch_size, description)
+    completions = generate(model, tokenizer, [row["prompt"] for row in rows], params, batch_size, description,
+                           progress)
     results = score(rows, completions, scorer)
     return summarize(results, scorer.format_names), results

@@ -20,7 +20,8 @@ CONFIG_FILE = "config.yaml"
 ENVIRONMENT_FILE = "environment.json"
 LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "unsloth", "grpo-pipeline")
 # Keys that may change between a run and its resumption (everything else must match).
-RESUMABLE_CHANGES = {"train.max_steps", "train.save_steps", "train.logging_steps", "eval.before_after"}
+RESUMABLE_CHANGES = {"train.max_steps", "train.save_steps", "train.logging_steps", "train.time_limit_minutes",
+                     "eval.before_after"}
 
 
 def library_versions() -> dict[str, str | None]:

@@ -14,7 +14,9 @@ from packaging.version import Version
 
 import rewards
 from grpo import kvcache, preflight, rundir
-from grpo.callbacks import HeldOutEval, MetricsJsonl
+from grpo.callbacks import HeldOutEval, MetricsJsonl, TimeLimit
+from grpo.collapse_guard import CollapseGuard
+from grpo.dynamic_sampling import with_dynamic_sampling
 from grpo.config import ConfigError, RunConfig, to_yaml
 from grpo.data import load_splits, longest_prompt_tokens
 from grpo.evaluate import Scorer, greedy_eval
@@ -25,6 +27,7 @@ from grpo.report import before_after_table
 logger = logging.getLogger("grpo")
 ADAPTER_DIR = "adapter"
 METRICS_FILE = "metrics.jsonl"
+EVAL_SAMPLES_DIR = "eval_samples"  # per-problem outputs of the periodic held-out evals, one file per step
 PREFLIGHT_ROWS = 8
 
 
@@ -79,7 +82,15 @@ def build_grpo_args(config: RunConfig, output_dir: Path, weights: list[float], d
         gradient_checkpointing=False,  # applied (or not) by grpo.models when the model is loaded
         dataloader_num_workers=0,
         log_completions=False,
+        shuffle_dataset=config.data.order != "curriculum",  # a curriculum's order is the point
     )
+
+
+def planned_prompts(config: RunConfig) -> int:
+    """Prompts the dataloader hands out over the whole run (what a curriculum ramps over)."""
+    train = config.train
+    per_step = train.per_device_train_batch_size * train.gradient_accumulation_steps // train.num_generations
+    return train.max_steps * per_step
 
 
 @contextmanager
@@ -174,20 +185,32 @@ def _build_trainer(config: RunConfig, run_dir: Path):
     loaded: LoadedModel = load(config.model, config.run.seed)
     from trl import GRPOTrainer  # after grpo.models: with Unsloth, its patches must precede TRL's import
 
-    splits = load_splits(config.data, loaded.tokenizer)
+    splits = load_splits(config.data, loaded.tokenizer, planned_prompts=planned_prompts(config))
     reward_functions, weights = rewards.resolve(config.rewards, config.reward_context())
     args = build_grpo_args(config, run_dir, weights, dtype_name(loaded.model))
     _kv_preflight(config, loaded, splits.train)
     scorer = Scorer.from_functions(reward_functions, config.rewards)
     callbacks = [MetricsJsonl(run_dir / METRICS_FILE)]
+    if config.train.collapse_guard.enabled:  # before MetricsJsonl, so its warning count is recorded
+        kinds = {spec.name: rewards.kind_of(spec.name) for spec in config.rewards}
+        callbacks.insert(0, CollapseGuard(
+            config.train.collapse_guard,
+            correctness=[rewards.display_name(n) for n, kind in kinds.items() if kind == "correctness"],
+            shaping=[rewards.display_name(n) for n, kind in kinds.items() if kind != "correctness"]))
+    if config.train.time_limit_minutes:
+        callbacks.append(TimeLimit(config.train.time_limit_minutes))
     held_out_eval = None
     if config.eval.every_n_steps:
         held_out_eval = HeldOutEval(_held_out_rows(config, splits), scorer, config.eval.max_new_tokens,
-                                    config.eval.batch_size, config.eval.every_n_steps)
+                                    config.eval.batch_size, config.eval.every_n_steps, run_dir / EVAL_SAMPLES_DIR)
         callbacks.append(held_out_eval)
+    dynamic = config.train.dynamic_sampling
+    trainer_class = with_dynamic_sampling(GRPOTrainer) if dynamic.enabled else GRPOTrainer
     with _tensorboard_dir(run_dir / "tensorboard"):
-        trainer = GRPOTrainer(model=loaded.model, reward_funcs=reward_functions, args=args,
-                              train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)
+        trainer = trainer_class(model=loaded.model, reward_funcs=reward_functions, args=args,
+                                train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)
+    if dynamic.enabled:
+        trainer.dynamic_max_rounds = dynamic.max_rounds
     if held_out_eval is not None:
         held_out_eval.attach(trainer)
     if loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation):

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, Iterable
 
 from rewards import format, math, shaping  # noqa: F401  (importing registers the built-ins)
+from rewards.gating import GatedOnCorrect
 from rewards.policy import GuardedReward, RewardContractError, RewardError
 from rewards.registry import (
     RewardSpecError,
@@ -24,7 +25,7 @@ from rewards.registry import (
 )
 
 __all__ = [
-    "GuardedReward", "RewardContractError", "RewardError", "RewardSpecError", "available", "build",
+    "GatedOnCorrect", "GuardedReward", "RewardContractError", "RewardError", "RewardSpecError", "available", "build",
     "check_signature", "entry", "get", "kind_of", "register", "resolve",
 ]
 
@@ -48,10 +49,18 @@ def display_name(spec: str) -> str:
 
 
 def resolve(specs: Iterable[Any], context: dict[str, Any] | None = None) -> tuple[list[GuardedReward], list[float]]:
-    """Reward specs (objects with name, params, weight, on_error) -> (guarded callables, weights)."""
+    """Reward specs (objects with name, params, weight, on_error, gate) -> (guarded callables, weights).
+
+    A spec with ``gate: correct`` is wrapped in :class:`GatedOnCorrect`, judged by the run's own
+    ``math_correctness`` (with its params) when the run has one, else by the default verifier.
+    """
+    specs = list(specs)
+    built = [build(spec.name, spec.params, context) for spec in specs]
+    verifier = next((reward for reward in built if isinstance(reward, math.MathCorrectness)), None)
     functions, weights = [], []
-    for spec in specs:
-        reward = build(spec.name, spec.params, context)
+    for spec, reward in zip(specs, built):
+        if getattr(spec, "gate", "none") == "correct":
+            reward = GatedOnCorrect(reward, verifier or math.MathCorrectness())
         functions.append(GuardedReward(reward, display_name(spec.name), spec.on_error))
         weights.append(float(spec.weight))
     return functions, weights

@@ -4,3 +4,9 @@
 def length_reward(completions, **kwargs):
     """Longer completions score higher: gives a random tiny model a learning signal with variance."""
     return [len(c if isinstance(c, str) else c[0]["content"]) / 100 for c in completions]
+
+
+def even_rows_reward(completions, id, **kwargs):
+    """The length reward on even-numbered problems, a constant on odd ones: half the groups are flat (no signal)."""
+    return [len(c if isinstance(c, str) else c[0]["content"]) / 100 if int(row.rsplit("-", 1)[-1]) % 2 == 0 else 0.0
+            for c, row in zip(completions, id)]
