@@ -5,7 +5,8 @@
 #
 # Trains run NAME from CONFIG up to TARGET_STEPS (a fresh run, or a --resume of the same run; pass
 # train.time_limit_minutes=M to stop earlier with a checkpoint), evaluates the final adapter on the held-out split
-# (greedy; EVAL_LIMIT problems, default all; EVAL_TOKENS new tokens, default 256), and leaves in $OUT:
+# (greedy; EVAL_LIMIT problems, default all; EVAL_TOKENS new tokens, default 256; FINAL_EVAL=0 skips it, e.g. in
+# a chunk that is not the last), and leaves in $OUT:
 #   NAME.records.tar.gz   config, environment, metrics.jsonl, train.log, the evals' summaries and samples
 #   NAME.ckpt.tar.part??  with PACK_CHECKPOINT=1: the run directory with its newest checkpoint and adapter, in
 #                         parts below 16 MiB, to carry into a fresh machine's .devcarry/resume/
@@ -33,11 +34,13 @@ if ls -d "$run"/checkpoint-* >/dev/null 2>&1; then mode=--resume; fi
 echo "[gpu_learn] $name: $mode up to step $target" | tee -a "$log"
 python3 -m grpo.cli train "$config" run.name="$name" run.output_dir="$runs" train.max_steps="$target" "$@" $mode \
   >>"$log" 2>&1 || { echo "[gpu_learn] $name: training failed; end of its log:"; tail -n 40 "$log"; exit 1; }
-limit=()
-[ -n "${EVAL_LIMIT:-}" ] && limit=(--limit "$EVAL_LIMIT")
-rm -rf "$run/eval"
-python3 -m grpo.cli eval "$run" "${limit[@]}" --max-new-tokens "${EVAL_TOKENS:-256}" --out "$run/eval" >>"$log" 2>&1 \
-  || echo "[gpu_learn] $name: final eval failed (see its log)"
+if [ "${FINAL_EVAL:-1}" = 1 ]; then
+  limit=()
+  [ -n "${EVAL_LIMIT:-}" ] && limit=(--limit "$EVAL_LIMIT")
+  rm -rf "$run/eval"
+  python3 -m grpo.cli eval "$run" "${limit[@]}" --max-new-tokens "${EVAL_TOKENS:-256}" --out "$run/eval" \
+    >>"$log" 2>&1 || echo "[gpu_learn] $name: final eval failed (see its log)"
+fi
 cp "$log" "$run/console.log"
 tar -C "$runs" -czf "$out/$name.records.tar.gz" --exclude="$name/checkpoint-*" --exclude="$name/adapter" \
   --exclude="$name/tensorboard" "$name"

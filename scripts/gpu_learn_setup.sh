@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Source on the device machine before scripts/gpu_learn.sh: installs the few wheels a learning run needs
+# (.devcarry/wheels-lite: trl, datasets, pydantic, gguf and their missing dependencies; no Unsloth, so the call
+# carries ~5 MB instead of ~50), assembles the carried SmolLM2 GGUF parts, and converts the model once, before
+# several runs start at the same time and would race to convert it.
+source .devcarry/setup-on-device.sh
+if [ -d .devcarry/wheels-lite ] && [ ! -f /tmp/site/.lite ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    .devcarry/wheels-lite/*.whl && touch /tmp/site/.lite
+fi
+export PYTHONPATH=$PWD:/tmp/site GRPO_CACHE_DIR=/tmp/grpocache
+export GRPO_SMOLLM2_SOURCE=/tmp/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+python3 -c "from grpo.embedded import ensure_embedded; print('model ready:', ensure_embedded('smollm2-135m-instruct'))"
