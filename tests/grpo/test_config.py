@@ -28,8 +28,8 @@ def test_quickstart_loads_with_overrides():
 
 
 def test_override_into_reward_list_by_index():
-    config = load_config(QUICKSTART, ["rewards.1.weight=0.25"])
-    assert config.rewards[1].weight == 0.25
+    config = load_config(QUICKSTART, ["rewards.0.weight=0.25"])
+    assert config.rewards[0].weight == 0.25
 
 
 def test_defaults_without_file_are_valid():
