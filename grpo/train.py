@@ -14,6 +14,7 @@ from packaging.version import Version
 
 import rewards
 from grpo import kvcache, preflight, rundir
+from grpo import trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl
 from grpo.config import ConfigError, RunConfig, to_yaml
 from grpo.data import load_splits, longest_prompt_tokens
@@ -127,6 +128,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
         checkpoint = _last_checkpoint(run_dir)
     check_trl_runs_here()
     resolve_backend(config.model)  # a clear error now, not after minutes of loading
+    trackers.check_installed(config.train.report_to)
     print(to_yaml(config), flush=True)
     environment = rundir.environment_info()
     versions = ", ".join(f"{name} {v}" for name, v in environment["versions"].items() if v)
