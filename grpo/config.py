@@ -69,6 +69,8 @@ class DataSection(_Section):
     eval_path: str | None = Field(None, description="held-out jsonl/parquet file (source: file)")
     train_split: str = "train"
     eval_split: str = "test"
+    config: str | None = Field(None, description="dataset config (subset) name for hub datasets")
+    columns: dict[str, str] = Field(default_factory=dict, description="rename map {source column: new name}")
     question_column: str = "question"
     answer_column: str = "answer"
     system_prompt: str = (
@@ -84,6 +86,7 @@ class RewardSpec(_Section):
     name: str = Field(description="registered reward name, 'package.module:function' or 'file.py:function'")
     weight: float = 1.0
     params: dict[str, Any] = Field(default_factory=dict)
+    kwargs: dict[str, Any] | None = Field(None, description="arguments for a reward factory (module:get_..._reward)")
     on_error: Literal["raise", "none"] = "raise"
 
 
@@ -320,7 +323,7 @@ def _reward_problems(config: RunConfig) -> list[str]:
     problems = []
     for index, spec in enumerate(config.rewards):
         try:
-            rewards.build(spec.name, spec.params)
+            rewards.build(spec.name, spec.params, kwargs=spec.kwargs)
         except rewards.RewardSpecError as err:
             problems.append(f"rewards[{index}]: {err}")
     return problems

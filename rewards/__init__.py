@@ -29,17 +29,18 @@ __all__ = [
 ]
 
 
-def build(spec: str, params: dict[str, Any] | None = None, context: dict[str, Any] | None = None):
+def build(spec: str, params: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
+          kwargs: dict[str, Any] | None = None):
     """Like :func:`rewards.registry.build`, filling dataclass fields the user left unset from ``context``
     (for instance ``max_completion_length`` from the run's train section)."""
     params = dict(params or {})
     factory = get(spec)
-    if context and dataclasses.is_dataclass(factory) and isinstance(factory, type):
+    if context and kwargs is None and dataclasses.is_dataclass(factory) and isinstance(factory, type):
         field_names = {field.name for field in dataclasses.fields(factory)}
         for key, value in context.items():
             if key in field_names and key not in params:
                 params[key] = value
-    return _build(spec, params)
+    return _build(spec, params, kwargs)
 
 
 def display_name(spec: str) -> str:
@@ -51,7 +52,7 @@ def resolve(specs: Iterable[Any], context: dict[str, Any] | None = None) -> tupl
     """Reward specs (objects with name, params, weight, on_error) -> (guarded callables, weights)."""
     functions, weights = [], []
     for spec in specs:
-        reward = build(spec.name, spec.params, context)
+        reward = build(spec.name, spec.params, context, spec.kwargs)
         functions.append(GuardedReward(reward, display_name(spec.name), spec.on_error))
         weights.append(float(spec.weight))
     return functions, weights

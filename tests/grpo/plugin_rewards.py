@@ -4,3 +4,10 @@
 def length_reward(completions, **kwargs):
     """Longer completions score higher: gives a random tiny model a learning signal with variance."""
     return [len(c if isinstance(c, str) else c[0]["content"]) / 100 for c in completions]
+
+
+def column_probe(completions, level, source_id, completion_ids, trainer_state, **kwargs):
+    """Every dataset column and TRL's own keywords arrive by name; 1.0 per sample, so a missing one fails the step."""
+    assert len(level) == len(source_id) == len(completion_ids) == len(completions)
+    assert trainer_state.global_step >= 0
+    return [1.0 if value in ("easy", "hard") else 0.0 for value in level]
