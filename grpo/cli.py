@@ -233,10 +233,30 @@ def _add_reward_commands(commands) -> None:
     check.set_defaults(handler=cmd_rewards_check)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from grpo import export
+
+    out = export.merge(args.run, Path(args.merged).expanduser())
+    print(f"[grpo] merged model written to {out}")
+    return 0
+
+
+def _add_export_command(commands) -> None:
+    export = commands.add_parser("export", help="write a run's model as a merged model folder",
+                                 description="Merge a run's LoRA adapter into its base model.")
+    export.add_argument("run", metavar="RUN", help="run directory, checkpoint or adapter folder")
+    export.add_argument("--merged", required=True, metavar="DIR",
+                        help="write the merged model (base dtype, tokenizer, chat template, generation config) here")
+    export.set_defaults(handler=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train_commands, _add_eval_command, _add_bench_commands, _add_reward_commands):
+    for add in (_add_train_commands, _add_eval_command, _add_bench_commands, _add_reward_commands,
+                _add_export_command):
         add(commands)
     return parser
 
