@@ -234,21 +234,38 @@ def _add_reward_commands(commands) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import tempfile
     from pathlib import Path
 
     from grpo import export
 
-    out = export.merge(args.run, Path(args.merged).expanduser())
-    print(f"[grpo] merged model written to {out}")
+    if not (args.merged or args.gguf or args.push_to_hub):
+        raise ConfigError("export: say what to write: --merged DIR, --gguf FILE and/or --push-to-hub REPO")
+    with tempfile.TemporaryDirectory(prefix="grpo-merged-") as scratch:
+        merged = export.merge(args.run, Path(args.merged).expanduser() if args.merged else Path(scratch))
+        if args.merged:
+            print(f"[grpo] merged model written to {merged}")
+        if args.gguf:
+            from grpo.gguf_export import write_gguf
+
+            written = write_gguf(merged, Path(args.gguf).expanduser(), args.gguf_type)
+            print(f"[grpo] GGUF ({args.gguf_type}) written to {written}")
+        if args.push_to_hub:
+            print(f"[grpo] uploaded to {export.push_to_hub(merged, args.push_to_hub, private=not args.public)}")
     return 0
 
 
 def _add_export_command(commands) -> None:
-    export = commands.add_parser("export", help="write a run's model as a merged model folder",
-                                 description="Merge a run's LoRA adapter into its base model.")
+    export = commands.add_parser("export", help="write a run's model: merged folder, GGUF, Hub upload",
+                                 description="Merge a run's LoRA adapter into its base model, then write it as a "
+                                             "model folder, a GGUF file (Llama architecture) and/or a Hub repo.")
     export.add_argument("run", metavar="RUN", help="run directory, checkpoint or adapter folder")
-    export.add_argument("--merged", required=True, metavar="DIR",
+    export.add_argument("--merged", metavar="DIR",
                         help="write the merged model (base dtype, tokenizer, chat template, generation config) here")
+    export.add_argument("--gguf", metavar="FILE", help="write a GGUF file for llama.cpp / Ollama / LM Studio")
+    export.add_argument("--gguf-type", choices=["f16", "q8_0"], default="f16", help="GGUF tensor type (default f16)")
+    export.add_argument("--push-to-hub", metavar="REPO", help="upload the merged folder with a model card")
+    export.add_argument("--public", action="store_true", help="make the Hub repository public (default private)")
     export.set_defaults(handler=cmd_export)
 
 

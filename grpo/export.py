@@ -20,13 +20,39 @@ def merge(run: str, out: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = resolve_target(str(Path(run).expanduser()), load_config(None))
-    if target.adapter is None:
-        raise ConfigError(f"export: {run} is not a run directory, checkpoint or adapter folder")
+    target = _target(run)
     base = resolve_path(target.base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")  # the dtype the base was saved in
     merged = PeftModel.from_pretrained(model, target.adapter).merge_and_unload()
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    (out / "README.md").write_text(model_card(target))
     return out
+
+
+def _target(run: str):
+    target = resolve_target(str(Path(run).expanduser()), load_config(None))
+    if target.adapter is None:
+        raise ConfigError(f"export: {run} is not a run directory, checkpoint or adapter folder")
+    return target
+
+
+def model_card(target) -> str:
+    """The Hub model card: what the model was trained from, on what, with which rewards."""
+    config = target.config
+    data = config.data.path or config.data.source
+    reward_list = "\n".join(f"- `{spec.name}` (weight {spec.weight})" for spec in config.rewards)
+    return (f"---\nbase_model: {target.base}\nlibrary_name: transformers\ntags: [grpo, trl]\n---\n\n"
+            f"# {target.label}\n\nGRPO fine-tune of `{target.base}` (LoRA merged into the base weights) on "
+            f"`{data}` ({config.data.source} data), {config.train.max_steps} steps.\n\nRewards:\n{reward_list}\n")
+
+
+def push_to_hub(folder: Path, repo_id: str, private: bool = True) -> str:
+    """Create the Hub repository (private unless asked) and upload the merged folder; returns the repo URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    url = api.create_repo(repo_id, private=private, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="grpo export")
+    return str(url)
