@@ -179,7 +179,7 @@ def _add_eval_command(commands) -> None:
     evaluate.add_argument("--batch-size", type=int, help="default: the largest that fits (KV-cache arithmetic)")
     evaluate.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None,
                           help="KV cache: dynamic (default) or static (compilable on GPU)")
-    evaluate.add_argument("--out", help="output folder (default: <run>/eval, or evals/<model>)")
+    evaluate.add_argument("--out", help="output folder (default: <run>/evals/final or <run>/evals/checkpoint-N, or evals/<model>)")
     evaluate.add_argument("--resume", action="store_true", help="continue an interrupted eval from its samples")
     evaluate.add_argument("--compare", nargs=2, metavar=("EVAL_A", "EVAL_B"),
                           help="paired pass@1 difference (B - A) with a 95%% CI over shared problems")

@@ -94,7 +94,7 @@ def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config):
     assert main(["train", str(eval_config), f"model.name={tiny_model_dir}"]) == 0
     run_dir = eval_config.parent / "runs" / "evalrun"
     assert main(["eval", str(run_dir), "--max-new-tokens", "6"]) == 0
-    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    summary = json.loads((run_dir / "evals" / "final" / "summary.json").read_text())
     assert summary["adapter"] == str(run_dir / "adapter") and summary["problems"] == 6
 
     out = tmp_path / "checkpoints"
@@ -106,4 +106,4 @@ def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config):
     assert "evalrun/checkpoint-1" in table and "evalrun/checkpoint-2" in table
 
     assert main(["eval", "--compare", str(out / "evalrun_checkpoint-1"), str(out / "evalrun_checkpoint-2")]) == 0
-    assert main(["eval", "--compare", str(run_dir), str(out / "evalrun_checkpoint-2")]) == 0  # a run dir's eval/
+    assert main(["eval", "--compare", str(run_dir), str(out / "evalrun_checkpoint-2")]) == 0  # a run's evals/final
