@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grpo.embedded import DEFAULT_MODEL
+from grpo.portable import HomePath, HomeStr, OptionalHomeStr, RewardName
 
 
 class ConfigError(ValueError):
@@ -28,7 +29,7 @@ class _Section(BaseModel):
 
 class RunSection(_Section):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run directory name")
-    output_dir: Path = Field(Path("runs"), description="parent folder of run directories")
+    output_dir: HomePath = Field(Path("runs"), description="parent folder of run directories")
     seed: int = 42
 
 
@@ -43,7 +44,7 @@ class LoraSection(_Section):
 
 
 class ModelSection(_Section):
-    name: str = Field(DEFAULT_MODEL, description="hub id, local folder, .gguf file, or an embedded model name")
+    name: HomeStr = Field(DEFAULT_MODEL, description="hub id, local folder, .gguf file, or an embedded model name")
     backend: Literal["auto", "hf", "unsloth"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     load_in_4bit: bool = False
@@ -65,8 +66,8 @@ class SyntheticSection(_Section):
 
 class DataSection(_Section):
     source: Literal["synthetic", "gsm8k", "file", "hub"] = "synthetic"
-    path: str | None = Field(None, description="gsm8k folder or hub id; jsonl/parquet file; hub dataset id")
-    eval_path: str | None = Field(None, description="held-out jsonl/parquet file (source: file)")
+    path: OptionalHomeStr = Field(None, description="gsm8k folder or hub id; jsonl/parquet file; hub dataset id")
+    eval_path: OptionalHomeStr = Field(None, description="held-out jsonl/parquet file (source: file)")
     train_split: str = "train"
     eval_split: str = "test"
     config: str | None = Field(None, description="dataset config (subset) name for hub datasets")
@@ -83,7 +84,7 @@ class DataSection(_Section):
 
 
 class RewardSpec(_Section):
-    name: str = Field(description="registered reward name, 'package.module:function' or 'file.py:function'")
+    name: RewardName = Field(description="registered reward name, 'package.module:function' or 'file.py:function'")
     weight: float = 1.0
     params: dict[str, Any] = Field(default_factory=dict)
     kwargs: dict[str, Any] | None = Field(None, description="arguments for a reward factory (module:get_..._reward)")

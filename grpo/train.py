@@ -14,7 +14,7 @@ from packaging.version import Version
 
 import rewards
 from grpo import kvcache, preflight, rundir
-from grpo import trackers
+from grpo import portable, trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl
 from grpo.config import ConfigError, RunConfig, to_yaml
 from grpo.data import load_splits, longest_prompt_tokens
@@ -153,6 +153,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
                                     config.eval.batch_size, "eval before")
         trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model(str(run_dir / ADAPTER_DIR))
+        portable.name_base_model(run_dir, config.model.name)
         loaded.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
         _say(f"adapter saved to {run_dir / ADAPTER_DIR}")
         if before is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_existing_eval_needs_resume(tmp_path, tiny_model_dir, eval_config, capsy
     assert "pass --resume" in capsys.readouterr().err
 
 
-def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config):
+def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config, monkeypatch):
     assert main(["train", str(eval_config), f"model.name={tiny_model_dir}"]) == 0
     run_dir = eval_config.parent / "runs" / "evalrun"
     assert main(["eval", str(run_dir), "--max-new-tokens", "6"]) == 0
@@ -107,3 +108,12 @@ def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config):
 
     assert main(["eval", "--compare", str(out / "evalrun_checkpoint-1"), str(out / "evalrun_checkpoint-2")]) == 0
     assert main(["eval", "--compare", str(run_dir), str(out / "evalrun_checkpoint-2")]) == 0  # a run's evals/final
+
+    # the run directory copied elsewhere evaluates from another working directory, results beside it
+    copied = tmp_path / "elsewhere" / "evalrun"
+    shutil.copytree(run_dir, copied, ignore=shutil.ignore_patterns("evals"))
+    monkeypatch.chdir(tmp_path)
+    adapter_config = json.loads((copied / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(tiny_model_dir)  # model.name, not a cache path
+    assert main(["eval", str(copied), "--max-new-tokens", "4", "--limit", "2"]) == 0
+    assert json.loads((copied / "evals" / "final" / "summary.json").read_text())["problems"] == 2
