@@ -77,8 +77,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from grpo.generation import SamplingParams
 
     if args.compare:
-        result = eval_run.compare(Path(args.compare[0]), Path(args.compare[1]))
-        print(json.dumps(result, indent=2))
+        result = eval_run.compare(Path(args.compare[0]).expanduser(), Path(args.compare[1]).expanduser())
+        print(json.dumps(result, indent=2) if args.json else eval_run.compare_table(result))
         return 0
     if not args.targets:
         raise ConfigError("grpo eval: give a model, run directory or checkpoint (or --compare A B)")
@@ -183,6 +183,7 @@ def _add_eval_command(commands) -> None:
     evaluate.add_argument("--resume", action="store_true", help="continue an interrupted eval from its samples")
     evaluate.add_argument("--compare", nargs=2, metavar=("EVAL_A", "EVAL_B"),
                           help="paired pass@1 difference (B - A) with a 95%% CI over shared problems")
+    evaluate.add_argument("--json", action="store_true", help="with --compare: print JSON instead of a table")
     evaluate.set_defaults(handler=cmd_eval)
 
 

@@ -294,3 +294,16 @@ def compare(dir_a: Path, dir_b: Path) -> dict[str, Any]:
     result = metrics.paired_difference([a[p] for p in shared], [b[p] for p in shared])
     return {"a": str(dir_a), "b": str(dir_b), "pass@1_a": sum(a[p] for p in shared) / len(shared),
             "pass@1_b": sum(b[p] for p in shared) / len(shared), **result}
+
+
+def compare_table(result: dict[str, Any]) -> str:
+    """The comparison as a reader scans it: one aligned row per side, then the difference with its interval."""
+    width = max(len(result["a"]), len(result["b"]))
+    low, high = (100 * bound for bound in result["ci95"])
+    return "\n".join([
+        f"   {'eval':<{width}}  pass@1",
+        f"A  {result['a']:<{width}}  {100 * result['pass@1_a']:5.1f}%",
+        f"B  {result['b']:<{width}}  {100 * result['pass@1_b']:5.1f}%",
+        f"B - A: {100 * result['difference']:+.1f} pp, 95% CI [{low:+.1f}, {high:+.1f}] pp over "
+        f"{result['problems']} shared problems",
+    ])

@@ -117,3 +117,19 @@ def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config, mo
     assert adapter_config["base_model_name_or_path"] == str(tiny_model_dir)  # model.name, not a cache path
     assert main(["eval", str(copied), "--max-new-tokens", "4", "--limit", "2"]) == 0
     assert json.loads((copied / "evals" / "final" / "summary.json").read_text())["problems"] == 2
+
+
+def test_compare_table_is_aligned_and_json_on_request(tmp_path, capsys):
+    for name, marks in (("base", [1, 0, 0, 1]), ("tuned-longer-name", [1, 1, 0, 1])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "samples.jsonl").write_text("".join(
+            json.dumps({"id": f"p{i}", "correct": bool(m)}) + "\n" for i, m in enumerate(marks)))
+    a, b = str(tmp_path / "base"), str(tmp_path / "tuned-longer-name")
+    assert main(["eval", "--compare", a, b]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith(" 50.0%") and lines[2].endswith(" 75.0%")
+    assert len(lines[1]) == len(lines[2])  # the pass@1 column lines up
+    assert lines[3].startswith("B - A: +25.0 pp") and "4 shared problems" in lines[3]
+    assert main(["eval", "--compare", a, b, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["pass@1_a"] == 0.5 and result["pass@1_b"] == 0.75 and result["problems"] == 4
