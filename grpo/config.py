@@ -131,6 +131,10 @@ class EvalSection(_Section):
     every_n_steps: int | None = Field(None, gt=0, description="held-out greedy eval at step 0 and every N steps")
 
 
+class LoggingSection(_Section):
+    completions_every: int | None = Field(None, gt=0, description="write sampled completions every N steps")
+
+
 class RunConfig(_Section):
     run: RunSection = RunSection()
     model: ModelSection = ModelSection()
@@ -141,6 +145,7 @@ class RunConfig(_Section):
     )
     train: TrainSection = TrainSection()
     eval: EvalSection = EvalSection()
+    logging: LoggingSection = LoggingSection()
 
     @property
     def run_dir(self) -> Path:

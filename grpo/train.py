@@ -16,6 +16,7 @@ import rewards
 from grpo import kvcache, preflight, rundir
 from grpo import portable, trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl
+from grpo.completions_log import COMPLETIONS_FILE, CompletionsJsonl
 from grpo.config import ConfigError, RunConfig, to_yaml
 from grpo.data import load_splits, longest_prompt_tokens
 from grpo.evaluate import Scorer, greedy_eval
@@ -188,11 +189,17 @@ def _build_trainer(config: RunConfig, run_dir: Path):
         held_out_eval = HeldOutEval(_held_out_rows(config, splits), scorer, config.eval.max_new_tokens,
                                     config.eval.batch_size, config.eval.every_n_steps)
         callbacks.append(held_out_eval)
+    completions_log = None
+    if config.logging.completions_every:
+        completions_log = CompletionsJsonl(run_dir / COMPLETIONS_FILE, config.logging.completions_every)
+        callbacks.append(completions_log)
     with _tensorboard_dir(run_dir / "tensorboard"):
         trainer = GRPOTrainer(model=loaded.model, reward_funcs=reward_functions, args=args,
                               train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)
     if held_out_eval is not None:
         held_out_eval.attach(trainer)
+    if completions_log is not None:
+        completions_log.attach(trainer)
     if loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation):
         _say("rollouts: static KV cache with compiled decoding (the first step includes compilation)")
     return trainer, loaded, splits, scorer
