@@ -20,14 +20,17 @@ class CompletionsJsonl(TrainerCallback):
     def __init__(self, path: Path, every: int):
         self.path, self.every = path, every
         self.trainer = None
+        self.written_step = None  # the end-of-training summary is logged at the last step again: write it once
 
     def attach(self, trainer) -> None:
         """The batch lives in the GRPOTrainer (``_logs``, filled whatever ``log_completions`` says)."""
         self.trainer = trainer
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.trainer is None or not state.is_world_process_zero or state.global_step % self.every:
+        if (self.trainer is None or not state.is_world_process_zero or state.global_step % self.every
+                or state.global_step == self.written_step):
             return
+        self.written_step = state.global_step
         batch = self.trainer._logs
         rewards = {name: list(values) for name, values in batch["rewards"].items()}
         advantages = list(batch["advantages"])
