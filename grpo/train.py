@@ -14,7 +14,7 @@ from packaging.version import Version
 
 import rewards
 from grpo import kvcache, preflight, rundir
-from grpo import portable, trackers
+from grpo import hub_check, portable, trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl
 from grpo.completions_log import COMPLETIONS_FILE, CompletionsJsonl
 from grpo.config import ConfigError, RunConfig, to_yaml
@@ -130,6 +130,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     check_trl_runs_here()
     resolve_backend(config.model)  # a clear error now, not after minutes of loading
     trackers.check_installed(config.train.report_to)
+    hub_check.check_model_name(config.model.name)
     print(to_yaml(config), flush=True)
     environment = rundir.environment_info()
     versions = ", ".join(f"{name} {v}" for name, v in environment["versions"].items() if v)
