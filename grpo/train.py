@@ -17,6 +17,7 @@ from grpo import kvcache, preflight, rundir
 from grpo import hub_check, portable, trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl
 from grpo.completions_log import COMPLETIONS_FILE, CompletionsJsonl
+from grpo.console import use_compact_progress
 from grpo.config import ConfigError, RunConfig, to_yaml
 from grpo.data import load_splits, longest_prompt_tokens
 from grpo.evaluate import Scorer, greedy_eval
@@ -201,6 +202,7 @@ def _build_trainer(config: RunConfig, run_dir: Path):
         held_out_eval.attach(trainer)
     if completions_log is not None:
         completions_log.attach(trainer)
+    use_compact_progress(trainer)
     if loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation):
         _say("rollouts: static KV cache with compiled decoding (the first step includes compilation)")
     return trainer, loaded, splits, scorer
