@@ -4,9 +4,33 @@ completion length, the entropy and the time per step. Everything else stays in m
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from transformers.trainer_callback import ProgressCallback
+
+# Known harmless, matched by message so that any other warning still shows: DataLoader's pin_memory default on a
+# machine without an accelerator (nothing is pinned; training is unaffected).
+HARMLESS_WARNINGS = ("'pin_memory' argument is set as true but no accelerator is found",)
+
+
+def filter_harmless_warnings() -> None:
+    for message in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=f".*{message}")
+
+
+def config_summary(config) -> str:
+    """A few lines instead of the whole resolved YAML (which is saved in the run directory as config.yaml)."""
+    rewards = ", ".join(f"{spec.name.rsplit('/', 1)[-1]} x{spec.weight:g}" for spec in config.rewards)
+    train = config.train
+    data = f"{config.data.source}" + (f" {config.data.path}" if config.data.path else "")
+    return "\n".join([
+        f"run {config.run_dir}  model {config.model.name} ({config.model.backend}, LoRA r={config.model.lora.r})",
+        f"data {data}  rewards {rewards}",
+        f"{train.max_steps} steps x {train.per_device_train_batch_size * train.gradient_accumulation_steps} "
+        f"completions ({train.num_generations} per prompt, up to {train.max_completion_length} tokens), "
+        f"lr {train.learning_rate:g}, beta {train.beta:g}",
+    ])
 
 
 def _number(value: Any) -> str:

@@ -17,8 +17,8 @@ from grpo import kvcache, preflight, rundir
 from grpo import hub_check, portable, trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl
 from grpo.completions_log import COMPLETIONS_FILE, CompletionsJsonl
-from grpo.console import use_compact_progress
-from grpo.config import ConfigError, RunConfig, to_yaml
+from grpo.console import config_summary, filter_harmless_warnings, use_compact_progress
+from grpo.config import ConfigError, RunConfig
 from grpo.data import load_splits, longest_prompt_tokens
 from grpo.evaluate import Scorer, greedy_eval
 from grpo.rollout import enable_compiled_decoding
@@ -132,7 +132,8 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     resolve_backend(config.model)  # a clear error now, not after minutes of loading
     trackers.check_installed(config.train.report_to)
     hub_check.check_model_name(config.model.name)
-    print(to_yaml(config), flush=True)
+    filter_harmless_warnings()
+    print(config_summary(config), flush=True)  # the full resolved config is saved as RUN/config.yaml
     environment = rundir.environment_info()
     versions = ", ".join(f"{name} {v}" for name, v in environment["versions"].items() if v)
     _say(f"git commit {environment['git_commit'] or 'unknown'}; {versions}")
