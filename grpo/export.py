@@ -11,6 +11,7 @@ from pathlib import Path
 
 from grpo.config import ConfigError, load_config
 from grpo.eval_run import resolve_target
+from grpo.model_card import model_card
 from grpo.models import resolve_path
 
 
@@ -27,7 +28,7 @@ def merge(run: str, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
-    (out / "README.md").write_text(model_card(target))
+    (out / "README.md").write_text(model_card(target.config, target.label))
     return out
 
 
@@ -36,16 +37,6 @@ def _target(run: str):
     if target.adapter is None:
         raise ConfigError(f"export: {run} is not a run directory, checkpoint or adapter folder")
     return target
-
-
-def model_card(target) -> str:
-    """The Hub model card: what the model was trained from, on what, with which rewards."""
-    config = target.config
-    data = config.data.path or config.data.source
-    reward_list = "\n".join(f"- `{spec.name}` (weight {spec.weight})" for spec in config.rewards)
-    return (f"---\nbase_model: {target.base}\nlibrary_name: transformers\ntags: [grpo, trl]\n---\n\n"
-            f"# {target.label}\n\nGRPO fine-tune of `{target.base}` (LoRA merged into the base weights) on "
-            f"`{data}` ({config.data.source} data), {config.train.max_steps} steps.\n\nRewards:\n{reward_list}\n")
 
 
 def push_to_hub(folder: Path, repo_id: str, private: bool = True) -> str:

@@ -17,6 +17,7 @@ from grpo import kvcache, preflight, rundir
 from grpo import hub_check, portable, trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl
 from grpo.completions_log import COMPLETIONS_FILE, CompletionsJsonl
+from grpo.model_card import write_run_card
 from grpo.console import config_summary, filter_harmless_warnings, use_compact_progress
 from grpo.config import ConfigError, RunConfig
 from grpo.data import load_splits, longest_prompt_tokens
@@ -169,6 +170,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
             rundir.write_atomic(run_dir / "eval_after_samples.jsonl",
                                 "".join(json.dumps(s.to_json()) + "\n" for s in samples))
             print("\n" + table + "\n", flush=True)
+        write_run_card(run_dir, config)
     finally:
         for name in ("grpo", "transformers", "trl"):
             logging.getLogger(name).removeHandler(handler)

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from grpo.cli import main
+from grpo.config import load_config
 
 PLUGIN = Path(__file__).with_name("plugin_rewards.py")
 
@@ -117,6 +118,16 @@ def test_before_after_table(trained_run):
     assert "| greedy accuracy |" in table and "| format compliance |" in table
     summary = json.loads((run_dir / "before_after.json").read_text())
     assert summary["before"]["samples"] == summary["after"]["samples"] == 4
+
+
+
+def test_model_card_names_base_model_data_rewards_and_results(trained_run):
+    run_dir, _ = trained_run
+    card = (run_dir / "README.md").read_text()
+    config = load_config(run_dir / "config.yaml")
+    assert f"base_model: {config.model.name}" in card and "[None]" not in card
+    assert config.data.source in card and all(f"`{spec.name}`" in card for spec in config.rewards)
+    assert (run_dir / "before_after.md").read_text().strip() in card
 
 
 def test_resume_continues_from_last_checkpoint(trained_run, capsys):
