@@ -128,7 +128,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     checkpoint = None
     if resume:
         rundir.check_resume_matches(run_dir, config)
-        checkpoint = _last_checkpoint(run_dir)
+        checkpoint = _last_checkpoint(run_dir, config.train.max_steps)
     check_trl_runs_here()
     resolve_backend(config.model)  # a clear error now, not after minutes of loading
     trackers.check_installed(config.train.report_to)
@@ -237,10 +237,12 @@ def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
         raise ConfigError(f"train: the rollout's {plan.message()} does not fit; {hint}")
 
 
-def _last_checkpoint(run_dir: Path) -> str:
+def _last_checkpoint(run_dir: Path, max_steps: int) -> str:
     from transformers.trainer_utils import get_last_checkpoint
 
     checkpoint = get_last_checkpoint(str(run_dir))
     if checkpoint is None:
         raise ConfigError(f"--resume: {run_dir} has no checkpoint-* folder yet (train.save_steps sets how often)")
+    step = Path(checkpoint).name.removeprefix("checkpoint-")
+    _say(f"resuming from {Path(checkpoint).name} (step {step} of {max_steps})")
     return checkpoint

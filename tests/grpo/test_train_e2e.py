@@ -136,6 +136,7 @@ def test_resume_continues_from_last_checkpoint(trained_run, capsys):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "reward" in r] == [1, 2, 3]
     assert (run_dir / "checkpoint-3").exists()
+    assert "resuming from checkpoint-2 (step 2 of 3)" in capsys.readouterr().out
 
 
 def test_resume_refuses_a_changed_config(trained_run, capsys):
