@@ -77,8 +77,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from grpo.generation import SamplingParams
 
     if args.compare:
-        result = eval_run.compare(Path(args.compare[0]), Path(args.compare[1]))
-        print(json.dumps(result, indent=2))
+        result = eval_run.compare(Path(args.compare[0]).expanduser(), Path(args.compare[1]).expanduser())
+        print(json.dumps(result, indent=2) if args.json else eval_run.compare_table(result))
         return 0
     if not args.targets:
         raise ConfigError("grpo eval: give a model, run directory or checkpoint (or --compare A B)")
@@ -197,10 +197,11 @@ def _add_eval_command(commands) -> None:
     evaluate.add_argument("--batch-size", type=int, help="default: the largest that fits (KV-cache arithmetic)")
     evaluate.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None,
                           help="KV cache: dynamic (default) or static (compilable on GPU)")
-    evaluate.add_argument("--out", help="output folder (default: <run>/eval, or evals/<model>)")
+    evaluate.add_argument("--out", help="output folder (default: <run>/evals/final or <run>/evals/checkpoint-N, or evals/<model>)")
     evaluate.add_argument("--resume", action="store_true", help="continue an interrupted eval from its samples")
     evaluate.add_argument("--compare", nargs=2, metavar=("EVAL_A", "EVAL_B"),
                           help="paired pass@1 difference (B - A) with a 95%% CI over shared problems")
+    evaluate.add_argument("--json", action="store_true", help="with --compare: print JSON instead of a table")
     evaluate.set_defaults(handler=cmd_eval)
 
 
@@ -262,18 +263,67 @@ def _add_reward_commands(commands) -> None:
     check.set_defaults(handler=cmd_rewards_check)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from grpo import export
+
+    if not (args.merged or args.gguf or args.push_to_hub):
+        raise ConfigError("export: say what to write: --merged DIR, --gguf FILE and/or --push-to-hub REPO")
+    with tempfile.TemporaryDirectory(prefix="grpo-merged-") as scratch:
+        merged = export.merge(args.run, Path(args.merged).expanduser() if args.merged else Path(scratch))
+        if args.merged:
+            print(f"[grpo] merged model written to {merged}")
+        if args.gguf:
+            from grpo.gguf_export import write_gguf
+
+            written = write_gguf(merged, Path(args.gguf).expanduser(), args.gguf_type)
+            print(f"[grpo] GGUF ({args.gguf_type}) written to {written}")
+        if args.push_to_hub:
+            print(f"[grpo] uploaded to {export.push_to_hub(merged, args.push_to_hub, private=not args.public)}")
+    return 0
+
+
+def _add_export_command(commands) -> None:
+    export = commands.add_parser("export", help="write a run's model: merged folder, GGUF, Hub upload",
+                                 description="Merge a run's LoRA adapter into its base model, then write it as a "
+                                             "model folder, a GGUF file (Llama architecture) and/or a Hub repo.")
+    export.add_argument("run", metavar="RUN", help="run directory, checkpoint or adapter folder")
+    export.add_argument("--merged", metavar="DIR",
+                        help="write the merged model (base dtype, tokenizer, chat template, generation config) here")
+    export.add_argument("--gguf", metavar="FILE", help="write a GGUF file for llama.cpp / Ollama / LM Studio")
+    export.add_argument("--gguf-type", choices=["f16", "q8_0"], default="f16", help="GGUF tensor type (default f16)")
+    export.add_argument("--push-to-hub", metavar="REPO", help="upload the merged folder with a model card")
+    export.add_argument("--public", action="store_true", help="make the Hub repository public (default private)")
+    export.set_defaults(handler=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train_commands, _add_eval_command, _add_plot_command, _add_bench_commands,
-                _add_reward_commands):
+                _add_reward_commands, _add_export_command):
         add(commands)
     return parser
 
 
+def parse_any_order(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like parse_args, but ``key.sub=value`` overrides may also follow flags (``CONFIG --resume a.b=1``), as
+    users of other trainers type them; argparse alone stops collecting the positional list at the first flag."""
+    args, extra = parser.parse_known_args(argv)
+    overrides = [item for item in extra if "=" in item and not item.startswith("-")]
+    if overrides and hasattr(args, "overrides"):
+        args.overrides = [*args.overrides, *overrides]
+        extra = [item for item in extra if item not in overrides]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_any_order(parser, argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grpo.embedded import DEFAULT_MODEL
+from grpo.portable import HomePath, HomeStr, OptionalHomeStr, RewardName
 
 
 class ConfigError(ValueError):
@@ -28,7 +29,7 @@ class _Section(BaseModel):
 
 class RunSection(_Section):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run directory name")
-    output_dir: Path = Field(Path("runs"), description="parent folder of run directories")
+    output_dir: HomePath = Field(Path("runs"), description="parent folder of run directories")
     seed: int = 42
 
 
@@ -43,7 +44,7 @@ class LoraSection(_Section):
 
 
 class ModelSection(_Section):
-    name: str = Field(DEFAULT_MODEL, description="hub id, local folder, .gguf file, or an embedded model name")
+    name: HomeStr = Field(DEFAULT_MODEL, description="hub id, local folder, .gguf file, or an embedded model name")
     backend: Literal["auto", "hf", "unsloth"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     load_in_4bit: bool = False
@@ -68,10 +69,12 @@ class SyntheticSection(_Section):
 
 class DataSection(_Section):
     source: Literal["synthetic", "gsm8k", "file", "hub"] = "synthetic"
-    path: str | None = Field(None, description="gsm8k folder or hub id; jsonl/parquet file; hub dataset id")
-    eval_path: str | None = Field(None, description="held-out jsonl/parquet file (source: file)")
+    path: OptionalHomeStr = Field(None, description="gsm8k folder or hub id; jsonl/parquet file; hub dataset id")
+    eval_path: OptionalHomeStr = Field(None, description="held-out jsonl/parquet file (source: file)")
     train_split: str = "train"
     eval_split: str = "test"
+    config: str | None = Field(None, description="dataset config (subset) name for hub datasets")
+    columns: dict[str, str] = Field(default_factory=dict, description="rename map {source column: new name}")
     question_column: str = "question"
     answer_column: str = "answer"
     system_prompt: str = (
@@ -86,9 +89,10 @@ class DataSection(_Section):
 
 
 class RewardSpec(_Section):
-    name: str = Field(description="registered reward name, 'package.module:function' or 'file.py:function'")
+    name: RewardName = Field(description="registered reward name, 'package.module:function' or 'file.py:function'")
     weight: float = 1.0
     params: dict[str, Any] = Field(default_factory=dict)
+    kwargs: dict[str, Any] | None = Field(None, description="arguments for a reward factory (module:get_..._reward)")
     on_error: Literal["raise", "none"] = "raise"
     gate: Literal["none", "correct"] = Field(
         "none", description="correct: paid only on completions whose final answer is right (rewards.gating)")
@@ -156,6 +160,10 @@ class EvalSection(_Section):
     every_n_steps: int | None = Field(None, gt=0, description="held-out greedy eval at step 0 and every N steps")
 
 
+class LoggingSection(_Section):
+    completions_every: int | None = Field(None, gt=0, description="write sampled completions every N steps")
+
+
 class RunConfig(_Section):
     run: RunSection = RunSection()
     model: ModelSection = ModelSection()
@@ -166,6 +174,7 @@ class RunConfig(_Section):
     )
     train: TrainSection = TrainSection()
     eval: EvalSection = EvalSection()
+    logging: LoggingSection = LoggingSection()
 
     @property
     def run_dir(self) -> Path:
@@ -353,7 +362,7 @@ def _reward_problems(config: RunConfig) -> list[str]:
     problems = []
     for index, spec in enumerate(config.rewards):
         try:
-            rewards.build(spec.name, spec.params)
+            rewards.build(spec.name, spec.params, kwargs=spec.kwargs)
         except rewards.RewardSpecError as err:
             problems.append(f"rewards[{index}]: {err}")
     return problems

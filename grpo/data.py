@@ -64,7 +64,7 @@ def _synthetic(data: DataSection) -> tuple[Dataset, Dataset]:
     return rows(train, "train"), rows(held_out, "held_out")
 
 
-def _gsm8k_split(path: str | None, split: str) -> Dataset:
+def _gsm8k_split(path: str | None, split: str, config: str | None) -> Dataset:
     """From a local folder holding the original ``<split>.jsonl`` files, else from the hub id."""
     source = path or GSM8K_HUB_ID
     folder = Path(source).expanduser()
@@ -73,7 +73,7 @@ def _gsm8k_split(path: str | None, split: str) -> Dataset:
         if not file.is_file():
             raise ConfigError(f"data.path: {folder} has no {split}.jsonl (splits: train, test)")
         return load_dataset("json", data_files=str(file), split="train")
-    return load_dataset(source, "main", split=split)
+    return load_dataset(source, config or "main", split=split)
 
 
 def _file(path: str) -> Dataset:
@@ -82,7 +82,14 @@ def _file(path: str) -> Dataset:
 
 
 def _standardize(dataset: Dataset, data: DataSection, split: str) -> Dataset:
-    """Rename the configured question/answer columns and add a stable id."""
+    """Apply ``data.columns`` renames, add ``id``, ``question`` and ``answer``, and keep every other column: TRL
+    hands each dataset column to the rewards by name (``solution`` for ``trl.rewards.accuracy_reward``). A source
+    ``prompt`` column is dropped, since the prompt is built from the question and the system prompt."""
+    missing = [column for column in data.columns if column not in dataset.column_names]
+    if missing:
+        raise ConfigError(f"data.columns: {', '.join(missing)} not in the {split} data; "
+                          f"columns: {', '.join(dataset.column_names)}")
+    dataset = dataset.rename_columns(data.columns)
     for role, column in (("question_column", data.question_column), ("answer_column", data.answer_column)):
         if column not in dataset.column_names:
             raise ConfigError(
@@ -92,7 +99,7 @@ def _standardize(dataset: Dataset, data: DataSection, split: str) -> Dataset:
         lambda row, index: {"id": f"{split}-{index:05d}", "question": str(row[data.question_column]),
                             "answer": str(row[data.answer_column])},
         with_indices=True,
-        remove_columns=dataset.column_names,
+        remove_columns=[column for column in ("id", "prompt") if column in dataset.column_names],
     )
     return dataset
 
@@ -102,14 +109,14 @@ def load_raw(data: DataSection) -> tuple[Dataset, Dataset | None]:
     if data.source == "synthetic":
         return _synthetic(data)
     if data.source == "gsm8k":
-        train = _gsm8k_split(data.path, data.train_split)
-        held_out = _gsm8k_split(data.path, data.eval_split)
+        train = _gsm8k_split(data.path, data.train_split, data.config)
+        held_out = _gsm8k_split(data.path, data.eval_split, data.config)
     elif data.source == "file":
         train = _file(data.path)
         held_out = _file(data.eval_path) if data.eval_path else None
     else:  # hub
-        train = load_dataset(data.path, split=data.train_split)
-        held_out = load_dataset(data.path, split=data.eval_split) if data.eval_split else None
+        train = load_dataset(data.path, data.config, split=data.train_split)
+        held_out = load_dataset(data.path, data.config, split=data.eval_split) if data.eval_split else None
     train = _standardize(train, data, "train")
     held_out = _standardize(held_out, data, "held_out") if held_out is not None else None
     return train, held_out

@@ -81,13 +81,18 @@ def expand_targets(specs: list[str], fallback: RunConfig, overrides: list[str]) 
     return [replace(t, config=with_overrides(t.config, overrides)) for t in targets]
 
 
+def default_eval_dir(adapter: Path) -> Path:
+    """Where an adapter's eval goes when no --out is given: beside it in its run, ``RUN/evals/final`` for the
+    run's adapter, ``RUN/evals/checkpoint-N`` for a checkpoint, so results travel with the run directory."""
+    return adapter.parent / "evals" / ("final" if adapter.name == ADAPTER_DIR else adapter.name)
+
+
 def output_dir(target: Target, out: Path | None, count: int) -> Path:
     """``--out`` (one sub-folder per target when there are several), else beside the adapter, else evals/."""
     if out is not None:
         return out / target.label.replace("/", "_") if count > 1 else out
     if target.adapter is not None:
-        owner = target.adapter.parent if target.adapter.name == ADAPTER_DIR else target.adapter
-        return owner / "eval"
+        return default_eval_dir(target.adapter)
     return Path("evals") / target.label
 
 
@@ -274,10 +279,11 @@ def compare(dir_a: Path, dir_b: Path) -> dict[str, Any]:
     """Paired difference in per-problem pass@1 (B - A) over the problems both evals share."""
     def per_problem(folder: Path) -> dict[str, float]:
         # An eval folder, or a run directory / checkpoint whose default eval folder holds the samples.
-        samples = folder / SAMPLES if (folder / SAMPLES).is_file() else folder / "eval" / SAMPLES
+        adapter = folder / ADAPTER_DIR if (folder / ADAPTER_DIR).is_dir() else folder
+        samples = folder / SAMPLES if (folder / SAMPLES).is_file() else default_eval_dir(adapter) / SAMPLES
         grouped = _read_partial(samples)
         if not grouped:
-            raise ConfigError(f"{folder}: no {SAMPLES} here or in {folder / 'eval'} (run grpo eval first)")
+            raise ConfigError(f"{folder}: no {SAMPLES} here or in {samples.parent} (run grpo eval first)")
         return {pid: sum(bool(r["correct"]) for r in rs) / len(rs) for pid, rs in grouped.items()
                 if all(r["correct"] is not None for r in rs)}
 
@@ -288,3 +294,16 @@ def compare(dir_a: Path, dir_b: Path) -> dict[str, Any]:
     result = metrics.paired_difference([a[p] for p in shared], [b[p] for p in shared])
     return {"a": str(dir_a), "b": str(dir_b), "pass@1_a": sum(a[p] for p in shared) / len(shared),
             "pass@1_b": sum(b[p] for p in shared) / len(shared), **result}
+
+
+def compare_table(result: dict[str, Any]) -> str:
+    """The comparison as a reader scans it: one aligned row per side, then the difference with its interval."""
+    width = max(len(result["a"]), len(result["b"]))
+    low, high = (100 * bound for bound in result["ci95"])
+    return "\n".join([
+        f"   {'eval':<{width}}  pass@1",
+        f"A  {result['a']:<{width}}  {100 * result['pass@1_a']:5.1f}%",
+        f"B  {result['b']:<{width}}  {100 * result['pass@1_b']:5.1f}%",
+        f"B - A: {100 * result['difference']:+.1f} pp, 95% CI [{low:+.1f}, {high:+.1f}] pp over "
+        f"{result['problems']} shared problems",
+    ])

@@ -13,6 +13,9 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from transformers import TrainerState
+
 import rewards
 from grpo.config import RunConfig
 from grpo.data import build_messages, load_raw
@@ -78,9 +81,9 @@ def _score_group(functions, stats: list[RewardStats], config: RunConfig, row: di
                  token_counts: list[int], truths: list[bool | None] | None = None) -> None:
     """Call every reward on one group of completions of ``row``, as TRL would, and record the statistics."""
     size = len(texts)
-    kwargs = {"prompts": [build_messages(config.data.system_prompt, row["question"])] * size,
-              "completion_ids": [[0] * count for count in token_counts],
-              "answer": [row["answer"]] * size, "question": [row["question"]] * size, "id": [row["id"]] * size}
+    kwargs = {column: [value] * size for column, value in row.items() if column != "prompt"}  # every column
+    kwargs |= {"prompts": [build_messages(config.data.system_prompt, row["question"])] * size,
+               "completion_ids": [[0] * count for count in token_counts], "trainer_state": TrainerState()}
     conversational = [[{"role": "assistant", "content": text}] for text in texts]  # TRL's form for chat prompts
     for function, stat in zip(functions, stats):
         if stat.violation:

@@ -14,10 +14,14 @@ from packaging.version import Version
 
 import rewards
 from grpo import kvcache, preflight, rundir
+from grpo import hub_check, portable, trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl, TimeLimit
 from grpo.collapse_guard import CollapseGuard
+from grpo.completions_log import COMPLETIONS_FILE, CompletionsJsonl
+from grpo.console import config_summary, filter_harmless_warnings, use_compact_progress
+from grpo.config import ConfigError, RunConfig
 from grpo.dynamic_sampling import with_dynamic_sampling
-from grpo.config import ConfigError, RunConfig, to_yaml
+from grpo.model_card import write_run_card
 from grpo.data import load_splits, longest_prompt_tokens
 from grpo.evaluate import Scorer, greedy_eval
 from grpo.rollout import enable_compiled_decoding
@@ -135,10 +139,13 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     checkpoint = None
     if resume:
         rundir.check_resume_matches(run_dir, config)
-        checkpoint = _last_checkpoint(run_dir)
+        checkpoint = _last_checkpoint(run_dir, config.train.max_steps)
     check_trl_runs_here()
     resolve_backend(config.model)  # a clear error now, not after minutes of loading
-    print(to_yaml(config), flush=True)
+    trackers.check_installed(config.train.report_to)
+    hub_check.check_model_name(config.model.name)
+    filter_harmless_warnings()
+    print(config_summary(config), flush=True)  # the full resolved config is saved as RUN/config.yaml
     environment = rundir.environment_info()
     versions = ", ".join(f"{name} {v}" for name, v in environment["versions"].items() if v)
     _say(f"git commit {environment['git_commit'] or 'unknown'}; {versions}")
@@ -162,6 +169,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
                                     config.eval.batch_size, "eval before")
         trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model(str(run_dir / ADAPTER_DIR))
+        portable.name_base_model(run_dir, config.model.name)
         loaded.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
         _say(f"adapter saved to {run_dir / ADAPTER_DIR}")
         if before is not None:
@@ -173,6 +181,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
             rundir.write_atomic(run_dir / "eval_after_samples.jsonl",
                                 "".join(json.dumps(s.to_json()) + "\n" for s in samples))
             print("\n" + table + "\n", flush=True)
+        write_run_card(run_dir, config)
     finally:
         for name in ("grpo", "transformers", "trl"):
             logging.getLogger(name).removeHandler(handler)
@@ -204,6 +213,10 @@ def _build_trainer(config: RunConfig, run_dir: Path):
         held_out_eval = HeldOutEval(_held_out_rows(config, splits), scorer, config.eval.max_new_tokens,
                                     config.eval.batch_size, config.eval.every_n_steps, run_dir / EVAL_SAMPLES_DIR)
         callbacks.append(held_out_eval)
+    completions_log = None
+    if config.logging.completions_every:
+        completions_log = CompletionsJsonl(run_dir / COMPLETIONS_FILE, config.logging.completions_every)
+        callbacks.append(completions_log)
     dynamic = config.train.dynamic_sampling
     trainer_class = with_dynamic_sampling(GRPOTrainer) if dynamic.enabled else GRPOTrainer
     with _tensorboard_dir(run_dir / "tensorboard"):
@@ -213,6 +226,9 @@ def _build_trainer(config: RunConfig, run_dir: Path):
         trainer.dynamic_max_rounds = dynamic.max_rounds
     if held_out_eval is not None:
         held_out_eval.attach(trainer)
+    if completions_log is not None:
+        completions_log.attach(trainer)
+    use_compact_progress(trainer)
     if loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation):
         _say("rollouts: static KV cache with compiled decoding (the first step includes compilation)")
     return trainer, loaded, splits, scorer
@@ -244,10 +260,12 @@ def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
         raise ConfigError(f"train: the rollout's {plan.message()} does not fit; {hint}")
 
 
-def _last_checkpoint(run_dir: Path) -> str:
+def _last_checkpoint(run_dir: Path, max_steps: int) -> str:
     from transformers.trainer_utils import get_last_checkpoint
 
     checkpoint = get_last_checkpoint(str(run_dir))
     if checkpoint is None:
         raise ConfigError(f"--resume: {run_dir} has no checkpoint-* folder yet (train.save_steps sets how often)")
+    step = Path(checkpoint).name.removeprefix("checkpoint-")
+    _say(f"resuming from {Path(checkpoint).name} (step {step} of {max_steps})")
     return checkpoint

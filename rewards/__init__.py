@@ -30,17 +30,18 @@ __all__ = [
 ]
 
 
-def build(spec: str, params: dict[str, Any] | None = None, context: dict[str, Any] | None = None):
+def build(spec: str, params: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
+          kwargs: dict[str, Any] | None = None):
     """Like :func:`rewards.registry.build`, filling dataclass fields the user left unset from ``context``
     (for instance ``max_completion_length`` from the run's train section)."""
     params = dict(params or {})
     factory = get(spec)
-    if context and dataclasses.is_dataclass(factory) and isinstance(factory, type):
+    if context and kwargs is None and dataclasses.is_dataclass(factory) and isinstance(factory, type):
         field_names = {field.name for field in dataclasses.fields(factory)}
         for key, value in context.items():
             if key in field_names and key not in params:
                 params[key] = value
-    return _build(spec, params)
+    return _build(spec, params, kwargs)
 
 
 def display_name(spec: str) -> str:
@@ -55,7 +56,7 @@ def resolve(specs: Iterable[Any], context: dict[str, Any] | None = None) -> tupl
     ``math_correctness`` (with its params) when the run has one, else by the default verifier.
     """
     specs = list(specs)
-    built = [build(spec.name, spec.params, context) for spec in specs]
+    built = [build(spec.name, spec.params, context, spec.kwargs) for spec in specs]
     verifier = next((reward for reward in built if isinstance(reward, math.MathCorrectness)), None)
     functions, weights = [], []
     for spec, reward in zip(specs, built):

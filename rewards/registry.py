@@ -6,7 +6,9 @@ are ignored, ``None`` means "no opinion on this sample".
 
 A spec is a registered name (``math_correctness``), a ``package.module:function`` path, or a
 ``path/to/file.py:function`` path. A reward with settings is a frozen dataclass (picklable, stable ``__name__``);
-YAML ``params`` become its constructor arguments.
+YAML ``params`` become its constructor arguments. A reward factory in TRL/open-r1 style
+(``get_soft_overlong_punishment(max_completion_len, soft_punish_cache)`` returning the reward) is called with the
+spec's YAML ``kwargs``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Callable, Literal
 
 Kind = Literal["correctness", "format", "shaping", "custom"]
 ENTRY_POINT_GROUP = "grpo.rewards"
+TRL_KEYWORDS = ("completions", "completion_ids", "prompts")
 
 
 class RewardSpecError(ValueError):
@@ -79,10 +82,21 @@ def get(spec: str) -> Callable:
     return entry(spec).factory
 
 
-def build(spec: str, params: dict[str, Any] | None = None) -> Callable:
-    """The ready-to-call reward for a spec and its YAML params; checks the contract's signature."""
-    params = dict(params or {})
+def make(spec: str, kwargs: dict[str, Any] | None = None) -> Callable:
+    """What a spec names; a factory given ``kwargs`` is called with them and its result is the reward."""
     factory = get(spec)
+    if kwargs is None:
+        return factory
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise RewardSpecError(f"{spec}: factory call with kwargs {kwargs} failed: {err}") from None
+
+
+def build(spec: str, params: dict[str, Any] | None = None, kwargs: dict[str, Any] | None = None) -> Callable:
+    """The ready-to-call reward for a spec, its factory kwargs and YAML params; checks the contract's signature."""
+    params = dict(params or {})
+    factory = make(spec, kwargs)
     if dataclasses.is_dataclass(factory) and isinstance(factory, type):
         try:
             reward = factory(**params)
@@ -116,10 +130,11 @@ def check_signature(spec: str, reward: Any) -> None:
     except (TypeError, ValueError):  # builtins without a signature: nothing to check
         return
     has_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-    takes_completions = any(
-        p.name == "completions" and p.kind is not inspect.Parameter.POSITIONAL_ONLY for p in parameters
+    # TRL passes these by name on every call; TRL's own get_soft_overlong_punishment reads only completion_ids
+    takes_trl_keyword = any(
+        p.name in TRL_KEYWORDS and p.kind is not inspect.Parameter.POSITIONAL_ONLY for p in parameters
     )
-    if not (has_var_kw and takes_completions):
+    if not (has_var_kw and takes_trl_keyword):
         raise RewardSpecError(
             f"{spec}: signature {inspect.signature(reward)} cannot take completions and **kwargs; "
             "define it as def my_reward(completions, **kwargs) -> list[float | None]"

@@ -67,3 +67,20 @@ def test_train_stops_before_loading_when_a_reward_breaks_the_contract(tmp_path, 
     assert code == 2
     assert "rewards: preflight failed: short: reward 'short' returned 1 values" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_overrides_may_follow_flags():
+    from grpo.cli import build_parser, parse_any_order
+
+    args = parse_any_order(build_parser(), ["train", "runs/x/config.yaml", "train.seed=1", "--resume",
+                                            "train.max_steps=200", "model.lora.r=8"])
+    assert args.resume and args.config == "runs/x/config.yaml"
+    assert args.overrides == ["train.seed=1", "train.max_steps=200", "model.lora.r=8"]
+
+
+def test_unknown_arguments_are_still_refused(capsys):
+    from grpo.cli import build_parser, parse_any_order
+
+    with pytest.raises(SystemExit):
+        parse_any_order(build_parser(), ["train", "c.yaml", "--resume", "--bogus", "stray"])
+    assert "unrecognized arguments: --bogus stray" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from datasets import Dataset
 from transformers import AutoTokenizer
 
 from grpo.config import ConfigError, DataSection, load_config
@@ -35,7 +36,7 @@ def test_gsm8k_from_local_folder(tokenizer, gsm8k_dir):
     data = DataSection(source="gsm8k", path=str(gsm8k_dir), max_prompt_tokens=4096)
     splits = load_splits(data, tokenizer, max_train_samples=30)
     assert len(splits.train) == 30
-    assert len(splits.held_out) == 1319
+    assert len(splits.held_out) == len((gsm8k_dir / "test.jsonl").read_text().splitlines())
     first = splits.held_out[0]
     assert first["question"].startswith("Janet")
     assert parse_reference(first["answer"]) == "18"  # the reference keeps GSM8K's '#### 18' solution
@@ -74,3 +75,36 @@ def test_long_prompts_dropped_or_left_truncated(tmp_path, tokenizer):
     assert truncated.dropped == 1 and kept.endswith("What is 2 + 2?") and len(kept) < len(long_question)
     prompt_ids = tokenizer.apply_chat_template(truncated.train["prompt"][0], add_generation_prompt=True)
     assert len(prompt_ids["input_ids"] if hasattr(prompt_ids, "keys") else prompt_ids) <= 60
+
+
+def test_other_columns_are_kept_and_renamed_for_the_rewards(tmp_path, tokenizer):
+    path = tmp_path / "problems.jsonl"
+    path.write_text("".join(json.dumps({"q": f"What is {i} + 1?", "a": str(i + 1), "lvl": i % 3,
+                                        "prompt": "replaced by the built prompt"}) + "\n" for i in range(4)))
+    config = load_config(None, ["data.source=file", f"data.path={path}", f"data.eval_path={path}",
+                                "data.columns={q: question, a: answer, lvl: level}"])
+    train = load_splits(config.data, tokenizer).train
+    assert set(train.column_names) == {"id", "question", "answer", "level", "prompt"}
+    assert train["level"] == [0, 1, 2, 0]
+    assert train["prompt"][1][-1]["content"] == "What is 1 + 1?"
+
+
+def test_unknown_rename_source_is_named(tmp_path, tokenizer):
+    path = tmp_path / "problems.jsonl"
+    path.write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n")
+    config = load_config(None, ["data.source=file", f"data.path={path}", "data.columns={problem: question}"])
+    with pytest.raises(ConfigError, match="data.columns: problem not in the train data; columns: question, answer"):
+        load_splits(config.data, tokenizer)
+
+
+def test_hub_config_name_reaches_load_dataset(monkeypatch, tokenizer):
+    calls = []
+
+    def fake_load_dataset(path, name=None, split=None):
+        calls.append((path, name, split))
+        return Dataset.from_list([{"question": "1+1?", "answer": "2"}])
+
+    monkeypatch.setattr("grpo.data.load_dataset", fake_load_dataset)
+    config = load_config(None, ["data.source=hub", "data.path=org/set", "data.config=subset"])
+    load_splits(config.data, tokenizer)
+    assert calls == [("org/set", "subset", "train"), ("org/set", "subset", "test")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,11 +91,11 @@ def test_existing_eval_needs_resume(tmp_path, tiny_model_dir, eval_config, capsy
     assert "pass --resume" in capsys.readouterr().err
 
 
-def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config):
+def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config, monkeypatch):
     assert main(["train", str(eval_config), f"model.name={tiny_model_dir}"]) == 0
     run_dir = eval_config.parent / "runs" / "evalrun"
     assert main(["eval", str(run_dir), "--max-new-tokens", "6"]) == 0
-    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    summary = json.loads((run_dir / "evals" / "final" / "summary.json").read_text())
     assert summary["adapter"] == str(run_dir / "adapter") and summary["problems"] == 6
 
     out = tmp_path / "checkpoints"
@@ -106,4 +107,29 @@ def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config):
     assert "evalrun/checkpoint-1" in table and "evalrun/checkpoint-2" in table
 
     assert main(["eval", "--compare", str(out / "evalrun_checkpoint-1"), str(out / "evalrun_checkpoint-2")]) == 0
-    assert main(["eval", "--compare", str(run_dir), str(out / "evalrun_checkpoint-2")]) == 0  # a run dir's eval/
+    assert main(["eval", "--compare", str(run_dir), str(out / "evalrun_checkpoint-2")]) == 0  # a run's evals/final
+
+    # the run directory copied elsewhere evaluates from another working directory, results beside it
+    copied = tmp_path / "elsewhere" / "evalrun"
+    shutil.copytree(run_dir, copied, ignore=shutil.ignore_patterns("evals"))
+    monkeypatch.chdir(tmp_path)
+    adapter_config = json.loads((copied / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(tiny_model_dir)  # model.name, not a cache path
+    assert main(["eval", str(copied), "--max-new-tokens", "4", "--limit", "2"]) == 0
+    assert json.loads((copied / "evals" / "final" / "summary.json").read_text())["problems"] == 2
+
+
+def test_compare_table_is_aligned_and_json_on_request(tmp_path, capsys):
+    for name, marks in (("base", [1, 0, 0, 1]), ("tuned-longer-name", [1, 1, 0, 1])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "samples.jsonl").write_text("".join(
+            json.dumps({"id": f"p{i}", "correct": bool(m)}) + "\n" for i, m in enumerate(marks)))
+    a, b = str(tmp_path / "base"), str(tmp_path / "tuned-longer-name")
+    assert main(["eval", "--compare", a, b]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith(" 50.0%") and lines[2].endswith(" 75.0%")
+    assert len(lines[1]) == len(lines[2])  # the pass@1 column lines up
+    assert lines[3].startswith("B - A: +25.0 pp") and "4 shared problems" in lines[3]
+    assert main(["eval", "--compare", a, b, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["pass@1_a"] == 0.5 and result["pass@1_b"] == 0.75 and result["problems"] == 4

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from grpo.cli import main
+from grpo.config import load_config
 
 PLUGIN = Path(__file__).with_name("plugin_rewards.py")
 
@@ -119,12 +120,23 @@ def test_before_after_table(trained_run):
     assert summary["before"]["samples"] == summary["after"]["samples"] == 4
 
 
+
+def test_model_card_names_base_model_data_rewards_and_results(trained_run):
+    run_dir, _ = trained_run
+    card = (run_dir / "README.md").read_text()
+    config = load_config(run_dir / "config.yaml")
+    assert f"base_model: {config.model.name}" in card and "[None]" not in card
+    assert config.data.source in card and all(f"`{spec.name}`" in card for spec in config.rewards)
+    assert (run_dir / "before_after.md").read_text().strip() in card
+
+
 def test_resume_continues_from_last_checkpoint(trained_run, capsys):
     run_dir, config = trained_run
     assert main(["train", str(config), "train.max_steps=3", "--resume"]) == 0
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "reward" in r] == [1, 2, 3]
     assert (run_dir / "checkpoint-3").exists()
+    assert "resuming from checkpoint-2 (step 2 of 3)" in capsys.readouterr().out
 
 
 def test_resume_refuses_a_changed_config(trained_run, capsys):

@@ -1,4 +1,5 @@
-"""A labelled table built from the real GSM8K test set: every reference solution's reasoning, finished in each
+"""A labelled table built from the real GSM8K test set (all 1,319 problems where ../shared holds it, else the
+50-row sample in tests/fixtures): every reference solution's reasoning, finished in each
 final-answer convention seen in the wild, once with the right answer and once with a wrong one. The correctness
 reward must agree with the true verdict on at least 99.9% of them (the issue's bar); we expect all."""
 
@@ -47,6 +48,6 @@ def test_correctness_agrees_with_labels_on_gsm8k(gsm8k_dir):
     scores = reward(completions, answer=references)
     disagreements = [(c[-120:], r[-12:], l) for c, r, l, s in zip(completions, references, labels, scores) if s != l]
     agreement = 1 - len(disagreements) / len(labels)
-    assert len(labels) == 1319 * len(CONVENTIONS) * 2
+    assert len(rows) >= 50 and len(labels) == len(rows) * len(CONVENTIONS) * 2
     assert agreement >= 0.999, disagreements[:5]
     assert not disagreements, disagreements[:5]

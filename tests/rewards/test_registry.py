@@ -120,3 +120,15 @@ def test_entry_points_register_installed_rewards(monkeypatch, user_file):
         sys.path.remove(str(user_file.parent))
         registry._REGISTRY.pop("my_short", None)
         registry._load_entry_points.cache_clear()
+
+
+def test_factory_kwargs_call_the_factory(tmp_path):
+    file = tmp_path / "factories.py"
+    file.write_text("def get_length_cap(limit):\n"
+                    "    def length_cap(completion_ids, **kwargs):\n"
+                    "        return [float(len(ids) <= limit) for ids in completion_ids]\n"
+                    "    return length_cap\n")
+    reward = rewards.build(f"{file}:get_length_cap", kwargs={"limit": 2})
+    assert reward(completions=["a", "b"], completion_ids=[[1, 2], [1, 2, 3]]) == [1.0, 0.0]
+    with pytest.raises(RewardSpecError, match="factory call with kwargs {'limt': 2} failed"):
+        rewards.build(f"{file}:get_length_cap", kwargs={"limt": 2})

@@ -1,0 +1,69 @@
+"""One short console line per logged step instead of the raw metrics dict (~830 characters a step) that
+transformers' progress bar prints: what a reader watches in GRPO is the total reward, each reward's mean, the
+completion length, the entropy and the time per step. Everything else stays in metrics.jsonl and TensorBoard."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from transformers.trainer_callback import ProgressCallback
+
+# Known harmless, matched by message so that any other warning still shows: DataLoader's pin_memory default on a
+# machine without an accelerator (nothing is pinned; training is unaffected).
+HARMLESS_WARNINGS = ("'pin_memory' argument is set as true but no accelerator is found",)
+
+
+def filter_harmless_warnings() -> None:
+    for message in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=f".*{message}")
+
+
+def config_summary(config) -> str:
+    """A few lines instead of the whole resolved YAML (which is saved in the run directory as config.yaml)."""
+    rewards = ", ".join(f"{spec.name.rsplit('/', 1)[-1]} x{spec.weight:g}" for spec in config.rewards)
+    train = config.train
+    data = f"{config.data.source}" + (f" {config.data.path}" if config.data.path else "")
+    return "\n".join([
+        f"run {config.run_dir}  model {config.model.name} ({config.model.backend}, LoRA r={config.model.lora.r})",
+        f"data {data}  rewards {rewards}",
+        f"{train.max_steps} steps x {train.per_device_train_batch_size * train.gradient_accumulation_steps} "
+        f"completions ({train.num_generations} per prompt, up to {train.max_completion_length} tokens), "
+        f"lr {train.learning_rate:g}, beta {train.beta:g}",
+    ])
+
+
+def _number(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def step_line(step: int, max_steps: int, logs: dict[str, Any]) -> str:
+    """``step 3/100 | reward 0.750 | math_correctness 0.50 answer_line 0.50 | len 41 | entropy 1.92 | 6.1 s/step``;
+    logs without a reward (evaluations, the end-of-training summary) as ``name value`` pairs."""
+    if "reward" not in logs:
+        pairs = " ".join(f"{key} {_number(value)}" for key, value in logs.items() if key != "total_flos")
+        return f"step {step}/{max_steps} | {pairs}"
+    rewards = " ".join(f"{key[len('rewards/'):-len('/mean')]} {value:.2f}" for key, value in logs.items()
+                       if key.startswith("rewards/") and key.endswith("/mean") and value is not None)
+    parts = [f"step {step}/{max_steps}", f"reward {logs['reward']:.3f}", rewards]
+    if logs.get("completions/mean_length") is not None:
+        parts.append(f"len {logs['completions/mean_length']:.0f}")
+    if logs.get("entropy") is not None:
+        parts.append(f"entropy {logs['entropy']:.2f}")
+    if logs.get("step_time") is not None:
+        parts.append(f"{logs['step_time']:.1f} s/step")
+    return " | ".join(part for part in parts if part)
+
+
+class CompactProgress(ProgressCallback):
+    """transformers' progress bar, writing :func:`step_line` above it at each log."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            self.training_bar.write(step_line(state.global_step, state.max_steps, logs))
+
+
+def use_compact_progress(trainer) -> None:
+    """Swap the trainer's progress bar for :class:`CompactProgress` (none is added when tqdm is disabled)."""
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(CompactProgress)
