@@ -24,7 +24,12 @@ PANELS = (
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Records of a run's metrics file (``path`` is the file or its run directory); a torn last line is skipped."""
+    """Records of a run's metrics file (``path`` is the file or its run directory); a torn last line is skipped.
+
+    A run without periodic evals but with ``eval.before_after`` (the quickstart) gets its before and after greedy
+    evals as accuracy points at step 0 and at its last step, so that the accuracy panel is not empty.
+    """
+    folder = path if path.is_dir() else path.parent
     path = path / "metrics.jsonl" if path.is_dir() else path
     records = []
     for line in path.read_text().splitlines():
@@ -32,7 +37,17 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
+    if not any("eval/accuracy" in r for r in records) and (folder / "before_after.json").is_file():
+        records.extend(_before_after_records(folder / "before_after.json", records))
     return records
+
+
+def _before_after_records(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    summary = json.loads(path.read_text())
+    last_step = max((r["step"] for r in records if isinstance(r.get("step"), int)), default=0)
+    return [{"step": step, "eval/accuracy": summary[key]["accuracy"], "eval/samples": summary[key]["samples"]}
+            for step, key in ((0, "before"), (last_step, "after"))
+            if summary.get(key, {}).get("accuracy") is not None and summary[key].get("samples")]
 
 
 def accuracy_points(records: list[dict[str, Any]]) -> list[tuple[int, float, float, float]]:

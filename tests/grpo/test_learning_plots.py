@@ -44,6 +44,15 @@ def test_torn_last_line_is_skipped(tmp_path):
     assert len(read_metrics(write_run(tmp_path / "run", torn=True))) == len(RECORDS)
 
 
+def test_before_after_evals_become_accuracy_points_when_no_periodic_evals(tmp_path):
+    folder = write_run(tmp_path / "run", records=[r for r in RECORDS if "eval/accuracy" not in r])
+    (folder / "before_after.json").write_text(json.dumps(
+        {"before": {"samples": 200, "accuracy": 0.315}, "after": {"samples": 200, "accuracy": 0.57}}))
+    points = accuracy_points(read_metrics(folder))
+    assert [(p[0], round(p[1], 6)) for p in points] == [(0, 31.5), (2, 57.0)]
+    assert accuracy_points(read_metrics(write_run(tmp_path / "periodic"))) == accuracy_points(RECORDS)
+
+
 def test_grpo_plot_writes_one_png_for_several_runs(tmp_path):
     a, b = write_run(tmp_path / "a"), write_run(tmp_path / "b")
     out = tmp_path / "curves.png"
