@@ -7,8 +7,10 @@ import sys
 from typing import Callable
 
 from grpo.config import ConfigError, load_config
+from grpo.errors import debug_requested, describe
 
 EXIT_CONFIG_ERROR = 2
+EXIT_RUNTIME_ERROR = 1
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -301,6 +303,8 @@ def _add_export_command(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the full traceback of an error (also GRPO_DEBUG=1); accepted anywhere")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train_commands, _add_eval_command, _add_plot_command, _add_bench_commands,
                 _add_reward_commands, _add_export_command):
@@ -322,8 +326,10 @@ def parse_any_order(parser: argparse.ArgumentParser, argv: list[str] | None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested("--debug" in argv)  # accepted anywhere on the line, like the overrides
     parser = build_parser()
-    args = parse_any_order(parser, argv)
+    args = parse_any_order(parser, [item for item in argv if item != "--debug"])
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -331,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(err).splitlines():
             print(f"grpo: error: {line}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    except Exception as err:  # noqa: BLE001 - every other failure is one line; --debug shows the traceback
+        if debug:
+            raise
+        print(f"grpo: error: {describe(err)} (full traceback: --debug or GRPO_DEBUG=1)", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
 
 
 if __name__ == "__main__":

@@ -1,0 +1,39 @@
+"""Stop training when the loss, the grad norm or a trainable weight is no longer finite.
+
+One NaN step turns every later step, checkpoint and the final adapter into NaN while the run still "succeeds".
+The guard runs after each optimizer step and before the trainer decides to save, so the step that went bad is
+never checkpointed: the last checkpoint on disk is the last good one, and ``grpo train`` exits non-zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from transformers import TrainerCallback
+
+
+class NonFiniteGuard(TrainerCallback):
+    def __init__(self):
+        self.problem: str | None = None
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if model is not None and not _weights_finite(model):
+            self._stop(control, f"a trainable weight is NaN or inf after step {state.global_step}")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                self._stop(control, f"{key} is {value} at step {state.global_step}")
+
+    def _stop(self, control, problem: str) -> None:
+        self.problem = self.problem or problem
+        control.should_training_stop = True
+        control.should_save = False  # keep the last good checkpoint the newest one
+
+
+def _weights_finite(model) -> bool:
+    """One device sync: the sum of the trainable tensors' norms is finite only if every element is."""
+    norms = [parameter.detach().float().norm() for parameter in model.parameters() if parameter.requires_grad]
+    return not norms or bool(torch.isfinite(torch.stack(norms).sum()))
