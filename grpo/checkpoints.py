@@ -2,13 +2,13 @@
 
 transformers writes ``trainer_state.json`` last when it saves a checkpoint (after weights, optimizer, scheduler
 and RNG state), so a checkpoint whose ``trainer_state.json`` is missing or unreadable was cut mid-write (the
-process was killed while saving). Such a torn checkpoint is removed, said so, and the previous one is used.
+process was killed while saving). Such a torn checkpoint is skipped with a message and the previous one is used;
+it stays on disk until training reaches its step again and saves over it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from transformers.trainer import TRAINER_STATE_NAME
@@ -30,13 +30,12 @@ def is_complete(path: Path) -> bool:
 
 
 def newest_complete(run_dir: Path, say=print) -> Path | None:
-    """The newest complete checkpoint; newer torn ones are removed (with a message), as training will redo them."""
+    """The newest complete checkpoint; says which newer torn ones it skipped."""
     found = sorted((step, path) for path in run_dir.iterdir() if (step := checkpoint_step(path)) is not None)
-    for step, path in reversed(found):
+    for _, path in reversed(found):
         if is_complete(path):
             return path
-        say(f"skipping {path.name}: it was cut mid-write (no complete {TRAINER_STATE_NAME}); removed")
-        shutil.rmtree(path)
+        say(f"skipping {path.name}: it was cut mid-write (no complete {TRAINER_STATE_NAME})")
     return None
 
 

@@ -136,7 +136,36 @@ def test_resume_continues_from_last_checkpoint(trained_run, capsys):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "reward" in r] == [1, 2, 3]
     assert (run_dir / "checkpoint-3").exists()
-    assert "resuming from checkpoint-2 (step 2 of 3)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resuming from checkpoint-2 (step 2 of 3)" in out
+    assert "eval before: reusing eval_before.json" in out  # the baseline is reported, not silently skipped
+    assert load_config(run_dir / "config.yaml").train.max_steps == 3  # config.yaml describes the continued run
+    history = [json.loads(line) for line in (run_dir / "config_history.jsonl").read_text().splitlines()]
+    assert history[-1]["changes"] == {"train.max_steps": {"from": 2, "to": 3}}
+
+
+def test_resuming_a_finished_run_reports_and_changes_nothing(trained_run, capsys):
+    run_dir, config = trained_run
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert main(["train", str(config), "train.max_steps=1", "--resume"]) == 0
+    assert "finished at step" in capsys.readouterr().out
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+
+
+def test_overwrite_replaces_a_grpo_run_and_keeps_it_when_the_new_run_fails(trained_run, monkeypatch, capsys):
+    from grpo import train as train_module
+
+    run_dir, config = trained_run
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("model failed to load")
+
+    monkeypatch.setattr(train_module, "_build_trainer", fail)
+    assert main(["train", str(config), "--overwrite"]) == 1
+    assert "model failed to load" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+    assert not list(run_dir.parent.glob(".*replaced*"))
 
 
 def test_resume_refuses_a_changed_config(trained_run, capsys):
