@@ -7,7 +7,7 @@ import sys
 from typing import Callable
 
 from grpo.config import ConfigError, load_config
-from grpo.errors import debug_requested, describe
+from grpo.errors import RunError, debug_requested, describe
 
 EXIT_CONFIG_ERROR = 2
 EXIT_RUNTIME_ERROR = 1
@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - every other failure is one line; --debug shows the traceback
         if debug:
             raise
-        print(f"grpo: error: {describe(err)} (full traceback: --debug or GRPO_DEBUG=1)", file=sys.stderr)
+        hint = "" if isinstance(err, RunError) else " (full traceback: --debug or GRPO_DEBUG=1)"
+        print(f"grpo: error: {describe(err)}{hint}", file=sys.stderr)
         return EXIT_RUNTIME_ERROR
 
 

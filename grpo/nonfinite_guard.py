@@ -1,6 +1,7 @@
-"""Stop training when the loss, the grad norm or a trainable weight is no longer finite.
+"""Stop training when the loss, the grad norm, the weighted reward total or a trainable weight is no longer finite.
 
-One NaN step turns every later step, checkpoint and the final adapter into NaN while the run still "succeeds".
+Each reward value is checked for finiteness by the reward contract (rewards.policy), but finite values can still
+overflow once weighted and summed (1e308 x weight 2 = inf), and TRL then trains on meaningless advantages. One NaN step turns every later step, checkpoint and the final adapter into NaN while the run still "succeeds".
 The guard runs after each optimizer step and before the trainer decides to save, so the step that went bad is
 never checkpointed: the last checkpoint on disk is the last good one, and ``grpo train`` exits non-zero.
 """
@@ -22,15 +23,24 @@ class NonFiniteGuard(TrainerCallback):
             self._stop(control, f"a trainable weight is NaN or inf after step {state.global_step}")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        for key in ("loss", "grad_norm"):
-            value = (logs or {}).get(key)
+        logs = logs or {}
+        for key in ("loss", "grad_norm", "reward"):
+            value = logs.get(key)
             if isinstance(value, (int, float)) and not math.isfinite(value):
-                self._stop(control, f"{key} is {value} at step {state.global_step}")
+                detail = f"; reward means: {_reward_means(logs)}" if key == "reward" else ""
+                self._stop(control, f"{key} is {value} at step {state.global_step}{detail}")
 
     def _stop(self, control, problem: str) -> None:
         self.problem = self.problem or problem
         control.should_training_stop = True
         control.should_save = False  # keep the last good checkpoint the newest one
+
+
+def _reward_means(logs: dict) -> str:
+    """TRL logs each reward's mean as rewards/<name>/mean; the culprit is the one with a huge or non-finite mean."""
+    means = {key.split("/")[1]: value for key, value in logs.items()
+             if key.startswith("rewards/") and key.endswith("/mean")}
+    return ", ".join(f"{name} {value:.3g}" for name, value in means.items())
 
 
 def _weights_finite(model) -> bool:
