@@ -84,6 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     if not args.targets:
         raise ConfigError("grpo eval: give a model, run directory or checkpoint (or --compare A B)")
+    _check_sampling_flags(args)
     targets = eval_run.expand_targets(args.targets, load_config(args.config, []), args.set)
     sampled = args.samples > 1 or args.temperature > 0
     params = SamplingParams(max_new_tokens=args.max_new_tokens, do_sample=sampled,
@@ -108,6 +109,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         plots.accuracy_plot(summaries, {t.label: t.step for t in targets}, out / "accuracy.png")
         print(f"[grpo] comparison table and plot in {out}")
     return 0
+
+
+def _check_sampling_flags(args: argparse.Namespace) -> None:
+    """argparse's float accepts nan and inf; sampling needs 0 <= temperature and 0 < top_p <= 1, finite."""
+    import math
+
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise ConfigError(f"--temperature: {args.temperature} must be a finite number >= 0 (0 = greedy)")
+    if not (math.isfinite(args.top_p) and 0 < args.top_p <= 1):
+        raise ConfigError(f"--top-p: {args.top_p} must be in (0, 1]")
+    for flag, value in (("--samples", args.samples), ("--max-new-tokens", args.max_new_tokens)):
+        if value < 1:
+            raise ConfigError(f"{flag}: {value} must be at least 1")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
