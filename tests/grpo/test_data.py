@@ -108,3 +108,17 @@ def test_hub_config_name_reaches_load_dataset(monkeypatch, tokenizer):
     config = load_config(None, ["data.source=hub", "data.path=org/set", "data.config=subset"])
     load_splits(config.data, tokenizer)
     assert calls == [("org/set", "subset", "train"), ("org/set", "subset", "test")]
+
+
+def test_skip_invalid_drops_null_and_missing_answers_with_a_count(tmp_path):
+    import json
+
+    from grpo.config import DataSection
+    from grpo.data import _load
+
+    rows = [{"question": "What is 1 + 1?", "answer": "2"}, {"question": "What is 2 + 2?", "answer": None},
+            {"question": "What is 3 + 3?"}, {"question": None, "answer": "4"}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    train, _, invalid = _load(DataSection(source="file", path=str(path), skip_invalid=True))
+    assert invalid == 3 and train["answer"] == ["2"]

@@ -172,3 +172,12 @@ def test_resume_refuses_a_changed_config(trained_run, capsys):
     _, config = trained_run
     assert main(["train", str(config), "train.learning_rate=0.5", "--resume"]) == 2
     assert "differs from" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_a_grpo_run_once_the_new_one_is_written(trained_run):
+    run_dir, config = trained_run
+    (run_dir / "stale.txt").write_text("from the old run")
+    assert main(["train", str(config), "--overwrite"]) == 0
+    assert not (run_dir / "stale.txt").exists() and not (run_dir / "config_history.jsonl").exists()
+    assert (run_dir / ".grpo-run").is_file() and (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert not list(run_dir.parent.glob(".*replaced*"))
