@@ -8,6 +8,7 @@ TRL 1.x no longer truncates prompts.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def _synthetic(data: DataSection) -> tuple[Dataset, Dataset]:
     return rows(train, "train"), rows(held_out, "held_out")
 
 
+def _datasets_cache() -> str | None:
+    """``GRPO_CACHE_DIR`` moves every grpo cache, the Hugging Face datasets one included (default: HF's own)."""
+    root = os.environ.get("GRPO_CACHE_DIR")
+    return str(Path(root).expanduser() / "datasets") if root else None
+
+
 def _gsm8k_split(path: str | None, split: str, config: str | None) -> Dataset:
     """From a local folder holding the original ``<split>.jsonl`` files, else from the hub id."""
     source = path or GSM8K_HUB_ID
@@ -75,14 +82,14 @@ def _gsm8k_split(path: str | None, split: str, config: str | None) -> Dataset:
         if not file.is_file():
             raise ConfigError(f"data.path: {folder} has no {split}.jsonl (splits: train, test)")
         check_data_file(file, "data.path")
-        return load_dataset("json", data_files=str(file), split="train")
-    return load_dataset(source, config or "main", split=split)
+        return load_dataset("json", data_files=str(file), split="train", cache_dir=_datasets_cache())
+    return load_dataset(source, config or "main", split=split, cache_dir=_datasets_cache())
 
 
 def _file(path: str, key: str) -> Dataset:
     check_data_file(Path(path).expanduser(), key)
     kind = "parquet" if path.endswith(".parquet") else "json"
-    return load_dataset(kind, data_files=str(Path(path).expanduser()), split="train")
+    return load_dataset(kind, data_files=str(Path(path).expanduser()), split="train", cache_dir=_datasets_cache())
 
 
 def _standardize(dataset: Dataset, data: DataSection, split: str) -> tuple[Dataset, int]:
@@ -152,8 +159,9 @@ def _load(data: DataSection) -> tuple[Dataset, Dataset | None, int]:
         train = _file(data.path, "data.path")
         held_out = _file(data.eval_path, "data.eval_path") if data.eval_path else None
     else:  # hub
-        train = load_dataset(data.path, data.config, split=data.train_split)
-        held_out = load_dataset(data.path, data.config, split=data.eval_split) if data.eval_split else None
+        train = load_dataset(data.path, data.config, split=data.train_split, cache_dir=_datasets_cache())
+        held_out = (load_dataset(data.path, data.config, split=data.eval_split, cache_dir=_datasets_cache())
+                    if data.eval_split else None)
     train, invalid = _standardize(train, data, "train")
     held_out, invalid_held_out = _standardize(held_out, data, "held_out") if held_out is not None else (None, 0)
     return train, held_out, invalid + invalid_held_out

@@ -172,7 +172,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
              + (f"; {splits.invalid} invalid rows skipped (data.skip_invalid)" if splits.invalid else ""))
         held_out = _held_out_rows(config, splits) if config.eval.before_after else []
         before = _before_eval(run_dir, loaded, held_out, scorer, config) if held_out else None
-        trainer.train(resume_from_checkpoint=checkpoint)
+        _train_or_explain_oom(trainer, checkpoint, config, loaded, splits)
         _stop_if_nonfinite(trainer, run_dir)
         _save_adapter(trainer, loaded, run_dir, config)
         if before is not None:
@@ -291,21 +291,45 @@ def _reward_preflight(config: RunConfig) -> None:
     _say(preflight.summary_line(stats))
 
 
-def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
-    """Refuse a rollout whose KV cache alone cannot fit (weights and activations need memory on top of it)."""
+def _rollout_plan(config: RunConfig, loaded: LoadedModel, train_rows) -> kvcache.Plan:
     device, dtype = device_name(loaded.model), dtype_name(loaded.model)
     sample = train_rows.select(range(min(256, len(train_rows))))["prompt"]
     longest_prompt = longest_prompt_tokens(loaded.tokenizer, sample)
     train = config.train
     sequences = train.per_device_train_batch_size * train.gradient_accumulation_steps
-    plan = kvcache.plan(loaded.model.config, sequences, longest_prompt, train.max_completion_length, dtype, device)
+    return kvcache.plan(loaded.model.config, sequences, longest_prompt, train.max_completion_length, dtype, device)
+
+
+def _fitting_batch_hint(config: RunConfig, plan: kvcache.Plan) -> str:
+    """The largest generation batch (a multiple of num_generations) whose KV cache fits the free memory."""
+    train = config.train
+    fitting = [n for n in range(train.num_generations, plan.largest_batch() + 1, train.num_generations)]
+    return (f"lower train.per_device_train_batch_size x gradient_accumulation_steps to {fitting[-1]} or less"
+            if fitting else "lower train.num_generations or train.max_completion_length")
+
+
+def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
+    """Refuse a rollout whose KV cache alone cannot fit (weights and activations need memory on top of it)."""
+    plan = _rollout_plan(config, loaded, train_rows)
     _say(f"rollout {plan.message()}")
     if not plan.fits:
-        largest = plan.largest_batch()
-        fitting = [n for n in range(train.num_generations, largest + 1, train.num_generations)]
-        hint = (f"lower train.per_device_train_batch_size x gradient_accumulation_steps to {fitting[-1]}"
-                if fitting else "lower train.num_generations or train.max_completion_length")
-        raise ConfigError(f"train: the rollout's {plan.message()} does not fit; {hint}")
+        raise ConfigError(f"train: the rollout's {plan.message()} does not fit; {_fitting_batch_hint(config, plan)}")
+
+
+def _train_or_explain_oom(trainer, checkpoint: str | None, config: RunConfig, loaded: LoadedModel, splits) -> None:
+    """An out-of-memory step becomes one line with settings that would fit, from the KV-cache arithmetic on the
+    memory free once the failed step's tensors are released."""
+    import torch
+
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except torch.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        plan = _rollout_plan(config, loaded, splits.train)
+        raise RunError(f"out of memory at step {trainer.state.global_step + 1}; the rollout's {plan.message()}; "
+                       f"{_fitting_batch_hint(config, plan)} (weights and activations need memory too: halve it if "
+                       "that is not enough), or set model.gradient_checkpointing: true") from None
 
 
 def _resume_point(run_dir: Path, max_steps: int) -> str | None:

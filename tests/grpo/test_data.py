@@ -122,3 +122,14 @@ def test_skip_invalid_drops_null_and_missing_answers_with_a_count(tmp_path):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     train, _, invalid = _load(DataSection(source="file", path=str(path), skip_invalid=True))
     assert invalid == 3 and train["answer"] == ["2"]
+
+
+def test_datasets_cache_follows_grpo_cache_dir(tmp_path, monkeypatch):
+    from grpo.config import DataSection
+    from grpo.data import load_raw
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"question": "What is 1 + 1?", "answer": "2"}\n')
+    monkeypatch.setenv("GRPO_CACHE_DIR", str(tmp_path / "cache"))
+    load_raw(DataSection(source="file", path=str(path)))
+    assert any((tmp_path / "cache" / "datasets").iterdir())

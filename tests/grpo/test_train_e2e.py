@@ -181,3 +181,17 @@ def test_overwrite_replaces_a_grpo_run_once_the_new_one_is_written(trained_run):
     assert not (run_dir / "stale.txt").exists() and not (run_dir / "config_history.jsonl").exists()
     assert (run_dir / ".grpo-run").is_file() and (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert not list(run_dir.parent.glob(".*replaced*"))
+
+
+def test_out_of_memory_in_a_step_is_one_line_with_settings_that_fit(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    import trl
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trl.GRPOTrainer, "train", out_of_memory)
+    config = write_config(tmp_path, tiny_model_dir)
+    assert main(["train", str(config), "eval.before_after=false"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "out of memory at step 1; the rollout's KV cache for 4 sequences" in errors[0]
+    assert "lower train.per_device_train_batch_size x gradient_accumulation_steps to" in errors[0], errors
