@@ -157,6 +157,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
 
     _reward_preflight(config)
     trainer, loaded, splits, scorer = _build_trainer(config, run_dir)
+    held_out = _held_out_rows(config, splits) if config.eval.before_after else []  # checked before any write
 
     if resume:
         _prepare_resume(run_dir, config, checkpoint, changes)
@@ -170,7 +171,6 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
         _say(f"data: {len(splits.train)} training prompts; {splits.dropped} prompts over "
              f"{config.data.max_prompt_tokens} tokens {'dropped' if splits.overflow == 'drop' else 'truncated'}"
              + (f"; {splits.invalid} invalid rows skipped (data.skip_invalid)" if splits.invalid else ""))
-        held_out = _held_out_rows(config, splits) if config.eval.before_after else []
         before = _before_eval(run_dir, loaded, held_out, scorer, config) if held_out else None
         _train_or_explain_oom(trainer, checkpoint, config, loaded, splits)
         _stop_if_nonfinite(trainer, run_dir)
