@@ -100,7 +100,7 @@ def test_unknown_rename_source_is_named(tmp_path, tokenizer):
 def test_hub_config_name_reaches_load_dataset(monkeypatch, tokenizer):
     calls = []
 
-    def fake_load_dataset(path, name=None, split=None):
+    def fake_load_dataset(path, name=None, split=None, **kwargs):
         calls.append((path, name, split))
         return Dataset.from_list([{"question": "1+1?", "answer": "2"}])
 
