@@ -26,7 +26,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     prepare_backend(config.model)  # Unsloth, when chosen, is imported before grpo.train loads transformers/TRL
     from grpo.train import train
 
-    run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
+    if args.allow_changes and not args.resume:
+        raise ConfigError("--allow-changes: only with --resume")
+    run_dir = train(config, resume=args.resume, overwrite=args.overwrite, allow_changes=args.allow_changes)
     print(f"[grpo] done: {run_dir}")
     return 0
 
@@ -183,7 +185,12 @@ def _add_train_commands(commands) -> None:
     _config_arguments(train)
     mode = train.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run directory from its last checkpoint")
-    mode.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
+    mode.add_argument("--overwrite", action="store_true",
+                      help="replace an existing run directory (only one grpo created; the old run is kept until "
+                           "the new one has started)")
+    train.add_argument("--allow-changes", action="store_true",
+                       help="with --resume: accept settings that change what the checkpoint means (model, LoRA, "
+                            "rewards, optimizer); they are recorded in RUN/config_history.jsonl")
     train.set_defaults(handler=cmd_train)
 
     config = commands.add_parser("config", help="validate a config and print it resolved",

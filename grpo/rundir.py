@@ -105,16 +105,18 @@ def check_writable(run_dir: Path) -> None:
                           "choose another run.output_dir")
 
 
-def check_resume_matches(run_dir: Path, config: RunConfig) -> dict[str, tuple[Any, Any]]:
-    """Refuse a resume whose config changes what the checkpoint means; return the allowed changes (old, new)."""
+def check_resume_matches(run_dir: Path, config: RunConfig, *, allow_changes: bool = False
+                         ) -> dict[str, tuple[Any, Any]]:
+    """Refuse a resume whose config changes what the checkpoint means (unless ``allow_changes``: the user asked);
+    return the changes (old, new) so they can be recorded."""
     saved = _flatten(load_config(run_dir / CONFIG_FILE).model_dump(mode="json"))
     current = _flatten(config.model_dump(mode="json"))
     changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
     blocking = [key for key in changed if key not in RESUMABLE_CHANGES]
-    if blocking:
+    if blocking and not allow_changes:
         raise ConfigError(
             f"--resume: the config differs from {run_dir / CONFIG_FILE} in {', '.join(blocking)}; "
-            f"only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming"
+            f"only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming (or pass --allow-changes)"
         )
     return {key: (saved.get(key), current.get(key)) for key in changed}
 

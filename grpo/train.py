@@ -135,13 +135,14 @@ def _held_out_rows(config: RunConfig, splits) -> list[dict[str, Any]]:
     return splits.held_out.select(range(count)).to_list()
 
 
-def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Run GRPO as configured; returns the run directory. Config problems raise ConfigError before any write."""
+def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, allow_changes: bool = False) -> Path:
+    """Run GRPO as configured; returns the run directory. Config problems raise ConfigError before any write.
+    ``allow_changes``: resume even with settings that change what the checkpoint means (recorded in the history)."""
     run_dir = config.run_dir
     rundir.check_target(run_dir, resume=resume, overwrite=overwrite)
     checkpoint, changes = None, {}
     if resume:
-        changes = rundir.check_resume_matches(run_dir, config)
+        changes = rundir.check_resume_matches(run_dir, config, allow_changes=allow_changes)
         checkpoint = _resume_point(run_dir, config.train.max_steps)
         if checkpoint is None:  # finished: nothing to do, nothing changed
             return run_dir

@@ -195,3 +195,12 @@ def test_out_of_memory_in_a_step_is_one_line_with_settings_that_fit(tmp_path, ti
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "out of memory at step 1; the rollout's KV cache for 4 sequences" in errors[0]
     assert "lower train.per_device_train_batch_size x gradient_accumulation_steps to" in errors[0], errors
+
+
+def test_resume_with_allow_changes_records_a_changed_learning_rate(trained_run, capsys):
+    run_dir, config = trained_run
+    assert main(["train", str(config), "--resume", "train.max_steps=3", "train.learning_rate=0.02",
+                 "--allow-changes"]) == 0
+    history = [json.loads(line) for line in (run_dir / "config_history.jsonl").read_text().splitlines()]
+    assert history[-1]["changes"]["train.learning_rate"] == {"from": 0.01, "to": 0.02}
+    assert load_config(run_dir / "config.yaml").train.learning_rate == 0.02
