@@ -7,8 +7,10 @@ import sys
 from typing import Callable
 
 from grpo.config import ConfigError, load_config
+from grpo.errors import RunError, debug_requested, describe
 
 EXIT_CONFIG_ERROR = 2
+EXIT_RUNTIME_ERROR = 1
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +26,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     prepare_backend(config.model)  # Unsloth, when chosen, is imported before grpo.train loads transformers/TRL
     from grpo.train import train
 
-    run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
+    if args.allow_changes and not args.resume:
+        raise ConfigError("--allow-changes: only with --resume")
+    run_dir = train(config, resume=args.resume, overwrite=args.overwrite, allow_changes=args.allow_changes)
     print(f"[grpo] done: {run_dir}")
     return 0
 
@@ -82,6 +86,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     if not args.targets:
         raise ConfigError("grpo eval: give a model, run directory or checkpoint (or --compare A B)")
+    _check_sampling_flags(args)
     targets = eval_run.expand_targets(args.targets, load_config(args.config, []), args.set)
     sampled = args.samples > 1 or args.temperature > 0
     params = SamplingParams(max_new_tokens=args.max_new_tokens, do_sample=sampled,
@@ -106,6 +111,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         plots.accuracy_plot(summaries, {t.label: t.step for t in targets}, out / "accuracy.png")
         print(f"[grpo] comparison table and plot in {out}")
     return 0
+
+
+def _check_sampling_flags(args: argparse.Namespace) -> None:
+    """argparse's float accepts nan and inf; sampling needs 0 <= temperature and 0 < top_p <= 1, finite."""
+    import math
+
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise ConfigError(f"--temperature: {args.temperature} must be a finite number >= 0 (0 = greedy)")
+    if not (math.isfinite(args.top_p) and 0 < args.top_p <= 1):
+        raise ConfigError(f"--top-p: {args.top_p} must be in (0, 1]")
+    for flag, value in (("--samples", args.samples), ("--max-new-tokens", args.max_new_tokens)):
+        if value < 1:
+            raise ConfigError(f"{flag}: {value} must be at least 1")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -167,7 +185,12 @@ def _add_train_commands(commands) -> None:
     _config_arguments(train)
     mode = train.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run directory from its last checkpoint")
-    mode.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
+    mode.add_argument("--overwrite", action="store_true",
+                      help="replace an existing run directory (only one grpo created; the old run is kept until "
+                           "the new one has started)")
+    train.add_argument("--allow-changes", action="store_true",
+                       help="with --resume: accept settings that change what the checkpoint means (model, LoRA, "
+                            "rewards, optimizer); they are recorded in RUN/config_history.jsonl")
     train.set_defaults(handler=cmd_train)
 
     config = commands.add_parser("config", help="validate a config and print it resolved",
@@ -301,6 +324,8 @@ def _add_export_command(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Config-driven GRPO reasoning fine-tuning.")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the full traceback of an error (also GRPO_DEBUG=1); accepted anywhere")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train_commands, _add_eval_command, _add_plot_command, _add_bench_commands,
                 _add_reward_commands, _add_export_command):
@@ -322,8 +347,10 @@ def parse_any_order(parser: argparse.ArgumentParser, argv: list[str] | None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested("--debug" in argv)  # accepted anywhere on the line, like the overrides
     parser = build_parser()
-    args = parse_any_order(parser, argv)
+    args = parse_any_order(parser, [item for item in argv if item != "--debug"])
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -331,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(err).splitlines():
             print(f"grpo: error: {line}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    except Exception as err:  # noqa: BLE001 - every other failure is one line; --debug shows the traceback
+        if debug:
+            raise
+        hint = "" if isinstance(err, RunError) else " (full traceback: --debug or GRPO_DEBUG=1)"
+        print(f"grpo: error: {describe(err)}{hint}", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
 
 
 if __name__ == "__main__":

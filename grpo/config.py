@@ -23,14 +23,15 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    # extra="forbid": a misspelt key is an error, never silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # extra="forbid": a misspelt key is an error, never silently ignored. allow_inf_nan=False: every float setting
+    # must be finite (`.inf` or `.nan` in YAML would otherwise train to an all-NaN adapter, or drop a reward).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RunSection(_Section):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run directory name")
     output_dir: HomePath = Field(Path("runs"), description="parent folder of run directories")
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy accepts 0..2**32-1")
 
 
 class LoraSection(_Section):
@@ -83,6 +84,8 @@ class DataSection(_Section):
     max_prompt_tokens: int = Field(512, gt=0)
     prompt_overflow: Literal["drop", "truncate"] = "drop"
     max_train_samples: int | None = Field(None, gt=0)
+    skip_invalid: bool = Field(
+        False, description="drop rows whose question or answer is missing or null (counted) instead of refusing")
     order: Literal["shuffle", "curriculum"] = Field(
         "shuffle", description="curriculum: training prompts easiest first (grpo.curriculum), not shuffled")
     synthetic: SyntheticSection = SyntheticSection()
@@ -330,6 +333,11 @@ def check_consistency(config: RunConfig) -> None:
             problems.append(f"data.path: file {data.path!r} does not exist")
         elif Path(data.path).suffix not in (".jsonl", ".json", ".parquet"):
             problems.append(f"data.path: {data.path!r} must end in .jsonl, .json or .parquet")
+    needs_held_out = [key for key, on in (("eval.before_after", config.eval.before_after),
+                                          ("eval.every_n_steps", config.eval.every_n_steps)) if on]
+    if data.source == "file" and data.eval_path is None and needs_held_out:
+        problems.append(f"{needs_held_out[0]}: needs a held-out set, and data.source 'file' has none; "
+                        "set data.eval_path or turn it off")
     if data.eval_path is not None and not Path(data.eval_path).is_file():
         problems.append(f"data.eval_path: file {data.eval_path!r} does not exist")
     if data.source == "hub" and data.path is None:
@@ -342,6 +350,7 @@ def check_consistency(config: RunConfig) -> None:
         problems.append("model.load_in_4bit: needs a 16-bit compute dtype; set model.dtype to bfloat16 or auto")
     if train.epsilon_high is not None and train.epsilon_high < train.epsilon:
         problems.append(f"train.epsilon_high: {train.epsilon_high} is below train.epsilon {train.epsilon}")
+    problems.extend(_optimizer_problems(train.optim))
     names = [spec.name for spec in config.rewards]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -349,6 +358,18 @@ def check_consistency(config: RunConfig) -> None:
     problems.extend(_reward_problems(config))
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _optimizer_problems(optim: str) -> list[str]:
+    """transformers' own list of optimizer names, so an unknown one is refused before any model loads."""
+    from transformers.training_args import OptimizerNames
+
+    allowed = [member.value for member in OptimizerNames]
+    if optim in allowed:
+        return []
+    guess = difflib.get_close_matches(optim, allowed, n=1)
+    return [f"train.optim: unknown optimizer {optim!r}{f'; did you mean {guess[0]!r}?' if guess else ''} "
+            f"(transformers' OptimizerNames, e.g. adamw_torch, adamw_torch_fused, sgd, adafactor)"]
 
 
 def _looks_local(name: str) -> bool:

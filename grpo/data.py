@@ -8,6 +8,7 @@ TRL 1.x no longer truncates prompts.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from datasets import Dataset, load_dataset
 
 from grpo.config import ConfigError, DataSection
 from grpo.curriculum import ramp_order, solution_steps
+from grpo.data_files import check_data_file
 from grpo.synthetic import SyntheticSizeError, generate_splits
 
 GSM8K_HUB_ID = "openai/gsm8k"
@@ -26,6 +28,7 @@ class Splits:
     held_out: Dataset | None
     dropped: int  # prompts removed (or truncated, with prompt_overflow=truncate) for being too long
     overflow: str
+    invalid: int = 0  # rows without a question or answer, dropped because data.skip_invalid is set
 
 
 def build_messages(system_prompt: str, question: str) -> list[dict[str, str]]:
@@ -64,6 +67,12 @@ def _synthetic(data: DataSection) -> tuple[Dataset, Dataset]:
     return rows(train, "train"), rows(held_out, "held_out")
 
 
+def _datasets_cache() -> str | None:
+    """``GRPO_CACHE_DIR`` moves every grpo cache, the Hugging Face datasets one included (default: HF's own)."""
+    root = os.environ.get("GRPO_CACHE_DIR")
+    return str(Path(root).expanduser() / "datasets") if root else None
+
+
 def _gsm8k_split(path: str | None, split: str, config: str | None) -> Dataset:
     """From a local folder holding the original ``<split>.jsonl`` files, else from the hub id."""
     source = path or GSM8K_HUB_ID
@@ -72,16 +81,18 @@ def _gsm8k_split(path: str | None, split: str, config: str | None) -> Dataset:
         file = folder / f"{split}.jsonl"
         if not file.is_file():
             raise ConfigError(f"data.path: {folder} has no {split}.jsonl (splits: train, test)")
-        return load_dataset("json", data_files=str(file), split="train")
-    return load_dataset(source, config or "main", split=split)
+        check_data_file(file, "data.path")
+        return load_dataset("json", data_files=str(file), split="train", cache_dir=_datasets_cache())
+    return load_dataset(source, config or "main", split=split, cache_dir=_datasets_cache())
 
 
-def _file(path: str) -> Dataset:
+def _file(path: str, key: str) -> Dataset:
+    check_data_file(Path(path).expanduser(), key)
     kind = "parquet" if path.endswith(".parquet") else "json"
-    return load_dataset(kind, data_files=str(Path(path).expanduser()), split="train")
+    return load_dataset(kind, data_files=str(Path(path).expanduser()), split="train", cache_dir=_datasets_cache())
 
 
-def _standardize(dataset: Dataset, data: DataSection, split: str) -> Dataset:
+def _standardize(dataset: Dataset, data: DataSection, split: str) -> tuple[Dataset, int]:
     """Apply ``data.columns`` renames, add ``id``, ``question`` and ``answer``, and keep every other column: TRL
     hands each dataset column to the rewards by name (``solution`` for ``trl.rewards.accuracy_reward``). A source
     ``prompt`` column is dropped, since the prompt is built from the question and the system prompt."""
@@ -95,31 +106,65 @@ def _standardize(dataset: Dataset, data: DataSection, split: str) -> Dataset:
             raise ConfigError(
                 f"data.{role}: column {column!r} not in the {split} data; columns: {', '.join(dataset.column_names)}"
             )
+    dataset, invalid = _without_invalid_rows(dataset, data, split)
     dataset = dataset.map(
         lambda row, index: {"id": f"{split}-{index:05d}", "question": str(row[data.question_column]),
                             "answer": str(row[data.answer_column])},
         with_indices=True,
         remove_columns=[column for column in ("id", "prompt") if column in dataset.column_names],
     )
-    return dataset
+    return dataset, invalid
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _without_invalid_rows(dataset: Dataset, data: DataSection, split: str) -> tuple[Dataset, int]:
+    """A missing or null question/answer would become the text "None" (and "The answer is none." would score);
+    refuse such rows, or drop them when ``data.skip_invalid`` is set; returns the rows kept and how many dropped."""
+    bad = [index for index, (question, answer) in
+           enumerate(zip(dataset[data.question_column], dataset[data.answer_column]))
+           if _blank(question) or _blank(answer)]
+    if not bad:
+        return dataset, 0
+    if not data.skip_invalid:
+        row = dataset[bad[0]]
+        column = data.question_column if _blank(row[data.question_column]) else data.answer_column
+        state = "missing or null" if row[column] is None else "empty"
+        raise ConfigError(f"data: {split} row {bad[0] + 1}: {column!r} is {state} ({len(bad)} such rows); fix the "
+                          "data or set data.skip_invalid: true to drop them")
+    invalid = set(bad)
+    kept = dataset.select([index for index in range(len(dataset)) if index not in invalid])
+    if len(kept) == 0:
+        raise ConfigError(f"data: every {split} row lacks a question or answer; check data.question_column "
+                          "and data.answer_column")
+    return kept, len(bad)
 
 
 def load_raw(data: DataSection) -> tuple[Dataset, Dataset | None]:
     """(train, held-out) rows with columns id, question, answer; held-out may be None for a single file."""
+    train, held_out, _ = _load(data)
+    return train, held_out
+
+
+def _load(data: DataSection) -> tuple[Dataset, Dataset | None, int]:
+    """Like :func:`load_raw`, plus the number of invalid rows dropped under ``data.skip_invalid``."""
     if data.source == "synthetic":
-        return _synthetic(data)
+        return *_synthetic(data), 0
     if data.source == "gsm8k":
         train = _gsm8k_split(data.path, data.train_split, data.config)
         held_out = _gsm8k_split(data.path, data.eval_split, data.config)
     elif data.source == "file":
-        train = _file(data.path)
-        held_out = _file(data.eval_path) if data.eval_path else None
+        train = _file(data.path, "data.path")
+        held_out = _file(data.eval_path, "data.eval_path") if data.eval_path else None
     else:  # hub
-        train = load_dataset(data.path, data.config, split=data.train_split)
-        held_out = load_dataset(data.path, data.config, split=data.eval_split) if data.eval_split else None
-    train = _standardize(train, data, "train")
-    held_out = _standardize(held_out, data, "held_out") if held_out is not None else None
-    return train, held_out
+        train = load_dataset(data.path, data.config, split=data.train_split, cache_dir=_datasets_cache())
+        held_out = (load_dataset(data.path, data.config, split=data.eval_split, cache_dir=_datasets_cache())
+                    if data.eval_split else None)
+    train, invalid = _standardize(train, data, "train")
+    held_out, invalid_held_out = _standardize(held_out, data, "held_out") if held_out is not None else (None, 0)
+    return train, held_out, invalid + invalid_held_out
 
 
 def add_prompts(dataset: Dataset, data: DataSection, tokenizer) -> tuple[Dataset, int]:
@@ -160,7 +205,7 @@ def curriculum(dataset: Dataset, planned_prompts: int | None) -> Dataset:
 def load_splits(data: DataSection, tokenizer, max_train_samples: int | None = None,
                 planned_prompts: int | None = None) -> Splits:
     """Train and held-out rows with prompts; ``planned_prompts`` (prompts the run will draw) shapes a curriculum."""
-    train, held_out = load_raw(data)
+    train, held_out, invalid = _load(data)
     limit = max_train_samples or data.max_train_samples
     if limit is not None and len(train) > limit:
         train = train.select(range(limit))
@@ -171,4 +216,4 @@ def load_splits(data: DataSection, tokenizer, max_train_samples: int | None = No
         raise ConfigError(f"data.max_prompt_tokens: {data.max_prompt_tokens} leaves no training prompt; raise it")
     if held_out is not None:
         held_out, _ = add_prompts(held_out, data, tokenizer)
-    return Splits(train=train, held_out=held_out, dropped=changed, overflow=data.prompt_overflow)
+    return Splits(train=train, held_out=held_out, dropped=changed, overflow=data.prompt_overflow, invalid=invalid)

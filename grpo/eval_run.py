@@ -35,6 +35,7 @@ from rewards.math import answer_key
 TABLE_KEYS = ("problems", "samples_per_problem", "accuracy", "format_compliance", "mean_completion_tokens",
               "truncation_rate", "tokens_per_second")
 SAMPLES, PARTIAL, SUMMARY_JSON, SUMMARY_MD = "samples.jsonl", "samples.jsonl.partial", "summary.json", "summary.md"
+SAMPLING_JSON = "sampling.json"  # the settings the samples were drawn with; --resume must use the same
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,14 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     """Generate, score and summarise one target into ``out_dir``; returns the summary."""
     if (out_dir / SAMPLES).exists() and not request.resume:
         raise ConfigError(f"{out_dir / SAMPLES} exists; pass --resume to reuse it or choose another --out")
+    settings = _sampling_settings(target, request)
+    if request.resume:
+        _check_same_sampling(out_dir, settings)
     model, tokenizer = load_target(target)
     rows = rows_for(target.config, tokenizer, request.split, request.limit)
     scorer = Scorer.from_specs(target.config.rewards, target.config.reward_context())
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / SAMPLING_JSON, json.dumps(settings, indent=2))
     previous = out_dir / (PARTIAL if (out_dir / PARTIAL).exists() else SAMPLES)
     finished = _read_partial(previous) if request.resume else {}
     # Start the partial file afresh, or rewrite it with only the complete records (drops a torn last line).
@@ -259,6 +264,28 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     write_atomic(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
     write_atomic(out_dir / SUMMARY_MD, markdown({target.label: summary}) + "\n")
     return summary
+
+
+def _sampling_settings(target: Target, request: EvalRequest) -> dict[str, Any]:
+    """What decides the samples' distribution (the number of samples may grow on resume: more of the same)."""
+    params = request.params
+    return {"target": target.label, "adapter": str(target.adapter) if target.adapter else None,
+            "split": request.split, "max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample,
+            "temperature": params.temperature if params.do_sample else 0.0,
+            "top_p": params.top_p if params.do_sample else 1.0, "seed": params.seed}
+
+
+def _check_same_sampling(out_dir: Path, settings: dict[str, Any]) -> None:
+    """Samples drawn with other settings must not be mixed into one file under one summary."""
+    stored_file = out_dir / SAMPLING_JSON
+    if not stored_file.is_file():
+        return
+    stored = json.loads(stored_file.read_text())
+    changed = [f"{key} {stored.get(key)!r} -> {value!r}" for key, value in settings.items()
+               if stored.get(key) != value]
+    if changed:
+        raise ConfigError(f"--resume: the samples in {out_dir} were drawn with other settings ({'; '.join(changed)}); "
+                          "resume with the same settings or choose another --out")
 
 
 def _auto_batch(model, rows, tokenizer, params: SamplingParams) -> int:

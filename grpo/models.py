@@ -126,10 +126,24 @@ def _load_hf(model_cfg: ModelSection, path: str, gradient_checkpointing: bool):
     elif gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if model_cfg.lora.enabled:
-        from peft import get_peft_model
-
-        model = get_peft_model(model, lora_config(model_cfg.lora))
+        model = _apply_lora(model, model_cfg.lora, path)
     return model, load_tokenizer(path)
+
+
+def _apply_lora(model, lora: LoraSection, path: str):
+    """PEFT's "Target modules ... not found" becomes a config error listing the names the model does have."""
+    import torch
+    from peft import get_peft_model
+
+    try:
+        return get_peft_model(model, lora_config(lora))
+    except ValueError as err:
+        if "Target modules" not in str(err):
+            raise
+        linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                         if isinstance(module, torch.nn.Linear)})
+        raise ConfigError(f"model.lora.target_modules: {lora.target_modules} not found in {path}; its linear "
+                          f"modules are {', '.join(linear)} (or use all-linear)") from None
 
 
 def _load_unsloth(model_cfg: ModelSection, path: str, seed: int):

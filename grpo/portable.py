@@ -46,4 +46,6 @@ def name_base_model(run_dir: Path, model_name: str) -> None:
         if file.is_file():
             adapter_config = json.loads(file.read_text())
             adapter_config["base_model_name_or_path"] = model_name
-            file.write_text(json.dumps(adapter_config, indent=2) + "\n")
+            staging = file.with_name(f".{file.name}.partial")  # renamed into place: a kill never tears it
+            staging.write_text(json.dumps(adapter_config, indent=2) + "\n")
+            staging.replace(file)

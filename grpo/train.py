@@ -13,13 +13,15 @@ from typing import Any
 from packaging.version import Version
 
 import rewards
-from grpo import kvcache, preflight, rundir
+from grpo import checkpoints, kvcache, preflight, rundir
 from grpo import hub_check, portable, trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl, TimeLimit
 from grpo.collapse_guard import CollapseGuard
 from grpo.completions_log import COMPLETIONS_FILE, CompletionsJsonl
 from grpo.console import config_summary, filter_harmless_warnings, use_compact_progress
 from grpo.config import ConfigError, RunConfig
+from grpo.errors import RunError
+from grpo.nonfinite_guard import NonFiniteGuard
 from grpo.dynamic_sampling import with_dynamic_sampling
 from grpo.model_card import write_run_card
 from grpo.data import load_splits, longest_prompt_tokens
@@ -33,6 +35,7 @@ ADAPTER_DIR = "adapter"
 METRICS_FILE = "metrics.jsonl"
 EVAL_SAMPLES_DIR = "eval_samples"  # per-problem outputs of the periodic held-out evals, one file per step
 PREFLIGHT_ROWS = 8
+BEFORE_FILE = "eval_before.json"  # the before-training eval, kept so a resumed run reports the same baseline
 
 
 def check_trl_runs_here() -> None:
@@ -132,14 +135,17 @@ def _held_out_rows(config: RunConfig, splits) -> list[dict[str, Any]]:
     return splits.held_out.select(range(count)).to_list()
 
 
-def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Run GRPO as configured; returns the run directory. Config problems raise ConfigError before any write."""
+def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, allow_changes: bool = False) -> Path:
+    """Run GRPO as configured; returns the run directory. Config problems raise ConfigError before any write.
+    ``allow_changes``: resume even with settings that change what the checkpoint means (recorded in the history)."""
     run_dir = config.run_dir
     rundir.check_target(run_dir, resume=resume, overwrite=overwrite)
-    checkpoint = None
+    checkpoint, changes = None, {}
     if resume:
-        rundir.check_resume_matches(run_dir, config)
-        checkpoint = _last_checkpoint(run_dir, config.train.max_steps)
+        changes = rundir.check_resume_matches(run_dir, config, allow_changes=allow_changes)
+        checkpoint = _resume_point(run_dir, config.train.max_steps)
+        if checkpoint is None:  # finished: nothing to do, nothing changed
+            return run_dir
     check_trl_runs_here()
     resolve_backend(config.model)  # a clear error now, not after minutes of loading
     trackers.check_installed(config.train.report_to)
@@ -152,8 +158,11 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
 
     _reward_preflight(config)
     trainer, loaded, splits, scorer = _build_trainer(config, run_dir)
+    held_out = _held_out_rows(config, splits) if config.eval.before_after else []  # checked before any write
 
-    if not resume:
+    if resume:
+        _prepare_resume(run_dir, config, checkpoint, changes)
+    else:
         environment |= {"backend": loaded.backend, "model_path": loaded.path}
         rundir.create(run_dir, config, environment, overwrite=overwrite)
     handler = _log_to_file(run_dir)
@@ -161,17 +170,12 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
         rundir.write_atomic(run_dir / "grpo_args.json", json.dumps(trainer.args.to_dict(), indent=2, default=str))
         _say(f"run directory: {run_dir}  (backend {loaded.backend}, model {loaded.path})")
         _say(f"data: {len(splits.train)} training prompts; {splits.dropped} prompts over "
-             f"{config.data.max_prompt_tokens} tokens {'dropped' if splits.overflow == 'drop' else 'truncated'}")
-        before = None
-        held_out = _held_out_rows(config, splits) if config.eval.before_after else []
-        if held_out and not resume:
-            before, _ = greedy_eval(loaded.model, loaded.tokenizer, held_out, scorer, config.eval.max_new_tokens,
-                                    config.eval.batch_size, "eval before")
-        trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_model(str(run_dir / ADAPTER_DIR))
-        portable.name_base_model(run_dir, config.model.name)
-        loaded.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
-        _say(f"adapter saved to {run_dir / ADAPTER_DIR}")
+             f"{config.data.max_prompt_tokens} tokens {'dropped' if splits.overflow == 'drop' else 'truncated'}"
+             + (f"; {splits.invalid} invalid rows skipped (data.skip_invalid)" if splits.invalid else ""))
+        before = _before_eval(run_dir, loaded, held_out, scorer, config) if held_out else None
+        _train_or_explain_oom(trainer, checkpoint, config, loaded, splits)
+        _stop_if_nonfinite(trainer, run_dir)
+        _save_adapter(trainer, loaded, run_dir, config)
         if before is not None:
             after, samples = greedy_eval(loaded.model, loaded.tokenizer, held_out, scorer, config.eval.max_new_tokens,
                                          config.eval.batch_size, "eval after")
@@ -189,6 +193,51 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
     return run_dir
 
 
+def _before_eval(run_dir: Path, loaded: LoadedModel, held_out, scorer, config: RunConfig) -> dict[str, Any]:
+    """The base model's held-out eval; a resumed run reuses the first session's (the model before
+    ``trainer.train`` loads the checkpoint is the base again, so rerunning would only cost time)."""
+    saved = run_dir / BEFORE_FILE
+    if saved.is_file():
+        _say(f"eval before: reusing {saved.name} from the first session")
+        return json.loads(saved.read_text())
+    before, _ = greedy_eval(loaded.model, loaded.tokenizer, held_out, scorer, config.eval.max_new_tokens,
+                            config.eval.batch_size, "eval before")
+    rundir.write_atomic(saved, json.dumps(before, indent=2))
+    return before
+
+
+def _save_adapter(trainer, loaded: LoadedModel, run_dir: Path, config: RunConfig) -> None:
+    """Written to a staging folder, then renamed into place: a kill leaves the previous adapter or the new one."""
+    staging = run_dir / f".{ADAPTER_DIR}.partial"
+    trainer.save_model(str(staging))
+    loaded.tokenizer.save_pretrained(staging)
+    rundir.replace_dir(staging, run_dir / ADAPTER_DIR)
+    portable.name_base_model(run_dir, config.model.name)
+    _say(f"adapter saved to {run_dir / ADAPTER_DIR}")
+
+
+def _stop_if_nonfinite(trainer, run_dir: Path) -> None:
+    guard = next((c for c in trainer.callback_handler.callbacks if isinstance(c, NonFiniteGuard)), None)
+    if guard is None or guard.problem is None:
+        return
+    last = checkpoints.newest_complete(run_dir, say=_say)
+    kept = f"the last good checkpoint is {last.name}" if last else "no checkpoint was saved before it"
+    raise RunError(f"training stopped: {guard.problem}; nothing from that step was saved and {kept}; lower "
+                   "train.learning_rate or check the rewards' values, then continue with --resume")
+
+
+def _prepare_resume(run_dir: Path, config: RunConfig, checkpoint: str, changes: dict) -> None:
+    """Once model and data loaded: metrics cut back to the checkpoint, changed settings recorded."""
+    step = int(Path(checkpoint).name.rsplit("-", 1)[-1])
+    dropped = checkpoints.cut_metrics(run_dir / METRICS_FILE, step, rundir.write_atomic)
+    if dropped:
+        _say(f"{METRICS_FILE}: dropped {dropped} records after step {step} (they are trained again)")
+    if changes:
+        rundir.record_config_change(run_dir, config, changes)
+        _say("resumed with changed settings (recorded in config_history.jsonl): "
+             + ", ".join(f"{key} {old} -> {new}" for key, (old, new) in sorted(changes.items())))
+
+
 def _build_trainer(config: RunConfig, run_dir: Path):
     """Model, data, rewards and callbacks -> a ready GRPOTrainer (nothing is written to the run directory yet)."""
     loaded: LoadedModel = load(config.model, config.run.seed)
@@ -199,7 +248,7 @@ def _build_trainer(config: RunConfig, run_dir: Path):
     args = build_grpo_args(config, run_dir, weights, dtype_name(loaded.model))
     _kv_preflight(config, loaded, splits.train)
     scorer = Scorer.from_functions(reward_functions, config.rewards)
-    callbacks = [MetricsJsonl(run_dir / METRICS_FILE)]
+    callbacks = [NonFiniteGuard(), MetricsJsonl(run_dir / METRICS_FILE)]
     if config.train.collapse_guard.enabled:  # before MetricsJsonl, so its warning count is recorded
         kinds = {spec.name: rewards.kind_of(spec.name) for spec in config.rewards}
         callbacks.insert(0, CollapseGuard(
@@ -243,29 +292,57 @@ def _reward_preflight(config: RunConfig) -> None:
     _say(preflight.summary_line(stats))
 
 
-def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
-    """Refuse a rollout whose KV cache alone cannot fit (weights and activations need memory on top of it)."""
+def _rollout_plan(config: RunConfig, loaded: LoadedModel, train_rows) -> kvcache.Plan:
     device, dtype = device_name(loaded.model), dtype_name(loaded.model)
     sample = train_rows.select(range(min(256, len(train_rows))))["prompt"]
     longest_prompt = longest_prompt_tokens(loaded.tokenizer, sample)
     train = config.train
     sequences = train.per_device_train_batch_size * train.gradient_accumulation_steps
-    plan = kvcache.plan(loaded.model.config, sequences, longest_prompt, train.max_completion_length, dtype, device)
+    return kvcache.plan(loaded.model.config, sequences, longest_prompt, train.max_completion_length, dtype, device)
+
+
+def _fitting_batch_hint(config: RunConfig, plan: kvcache.Plan) -> str:
+    """The largest generation batch (a multiple of num_generations) whose KV cache fits the free memory."""
+    train = config.train
+    fitting = [n for n in range(train.num_generations, plan.largest_batch() + 1, train.num_generations)]
+    return (f"lower train.per_device_train_batch_size x gradient_accumulation_steps to {fitting[-1]} or less"
+            if fitting else "lower train.num_generations or train.max_completion_length")
+
+
+def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
+    """Refuse a rollout whose KV cache alone cannot fit (weights and activations need memory on top of it)."""
+    plan = _rollout_plan(config, loaded, train_rows)
     _say(f"rollout {plan.message()}")
     if not plan.fits:
-        largest = plan.largest_batch()
-        fitting = [n for n in range(train.num_generations, largest + 1, train.num_generations)]
-        hint = (f"lower train.per_device_train_batch_size x gradient_accumulation_steps to {fitting[-1]}"
-                if fitting else "lower train.num_generations or train.max_completion_length")
-        raise ConfigError(f"train: the rollout's {plan.message()} does not fit; {hint}")
+        raise ConfigError(f"train: the rollout's {plan.message()} does not fit; {_fitting_batch_hint(config, plan)}")
 
 
-def _last_checkpoint(run_dir: Path, max_steps: int) -> str:
-    from transformers.trainer_utils import get_last_checkpoint
+def _train_or_explain_oom(trainer, checkpoint: str | None, config: RunConfig, loaded: LoadedModel, splits) -> None:
+    """An out-of-memory step becomes one line with settings that would fit, from the KV-cache arithmetic on the
+    memory free once the failed step's tensors are released."""
+    import torch
 
-    checkpoint = get_last_checkpoint(str(run_dir))
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except torch.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        plan = _rollout_plan(config, loaded, splits.train)
+        raise RunError(f"out of memory at step {trainer.state.global_step + 1}; the rollout's {plan.message()}; "
+                       f"{_fitting_batch_hint(config, plan)} (weights and activations need memory too: halve it if "
+                       "that is not enough), or set model.gradient_checkpointing: true") from None
+
+
+def _resume_point(run_dir: Path, max_steps: int) -> str | None:
+    """The newest complete checkpoint to continue from; None (after saying so) when the run already finished."""
+    checkpoint = checkpoints.newest_complete(run_dir, say=_say)
     if checkpoint is None:
-        raise ConfigError(f"--resume: {run_dir} has no checkpoint-* folder yet (train.save_steps sets how often)")
-    step = Path(checkpoint).name.removeprefix("checkpoint-")
-    _say(f"resuming from {Path(checkpoint).name} (step {step} of {max_steps})")
-    return checkpoint
+        raise ConfigError(f"--resume: {run_dir} has no complete checkpoint-* folder yet "
+                          "(train.save_steps sets how often)")
+    step = checkpoints.checkpoint_step(checkpoint)
+    if step >= max_steps and (run_dir / ADAPTER_DIR).is_dir():
+        print(f"[grpo] {run_dir} finished at step {step}; raise train.max_steps above {step} to continue "
+              "(nothing was changed)", flush=True)
+        return None
+    _say(f"resuming from {checkpoint.name} (step {step} of {max_steps})")
+    return str(checkpoint)

@@ -9,6 +9,7 @@ one value per completion, each a finite number or None.
 from __future__ import annotations
 
 import math
+import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -37,6 +38,12 @@ def check_output(name: str, output: Any, expected: int) -> list[float | None]:
                 f"reward {name!r} returned {value!r} for sample {index}; expected a finite float or None"
             )
     return [None if value is None else float(value) for value in output]
+
+
+def _raising_frame(err: BaseException) -> str:
+    """``file:line in function`` where the reward raised: the line its author has to look at."""
+    frame = traceback.extract_tb(err.__traceback__)[-1]
+    return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
 def _sample_kwargs(kwargs: dict, index: int, size: int) -> dict:
@@ -79,7 +86,8 @@ class GuardedReward:
             except Exception as err:
                 if self.on_error == "raise":
                     raise RewardError(
-                        f"reward {self.name!r} raised on sample {index}: {type(err).__name__}: {err}"
+                        f"reward {self.name!r} raised on sample {index} at {_raising_frame(err)}: "
+                        f"{type(err).__name__}: {err}"
                     ) from err
                 errors += 1
                 scores.append(None)

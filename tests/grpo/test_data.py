@@ -100,7 +100,7 @@ def test_unknown_rename_source_is_named(tmp_path, tokenizer):
 def test_hub_config_name_reaches_load_dataset(monkeypatch, tokenizer):
     calls = []
 
-    def fake_load_dataset(path, name=None, split=None):
+    def fake_load_dataset(path, name=None, split=None, **kwargs):
         calls.append((path, name, split))
         return Dataset.from_list([{"question": "1+1?", "answer": "2"}])
 
@@ -108,3 +108,28 @@ def test_hub_config_name_reaches_load_dataset(monkeypatch, tokenizer):
     config = load_config(None, ["data.source=hub", "data.path=org/set", "data.config=subset"])
     load_splits(config.data, tokenizer)
     assert calls == [("org/set", "subset", "train"), ("org/set", "subset", "test")]
+
+
+def test_skip_invalid_drops_null_and_missing_answers_with_a_count(tmp_path):
+    import json
+
+    from grpo.config import DataSection
+    from grpo.data import _load
+
+    rows = [{"question": "What is 1 + 1?", "answer": "2"}, {"question": "What is 2 + 2?", "answer": None},
+            {"question": "What is 3 + 3?"}, {"question": None, "answer": "4"}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    train, _, invalid = _load(DataSection(source="file", path=str(path), skip_invalid=True))
+    assert invalid == 3 and train["answer"] == ["2"]
+
+
+def test_datasets_cache_follows_grpo_cache_dir(tmp_path, monkeypatch):
+    from grpo.config import DataSection
+    from grpo.data import load_raw
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"question": "What is 1 + 1?", "answer": "2"}\n')
+    monkeypatch.setenv("GRPO_CACHE_DIR", str(tmp_path / "cache"))
+    load_raw(DataSection(source="file", path=str(path)))
+    assert any((tmp_path / "cache" / "datasets").iterdir())

@@ -84,6 +84,17 @@ def test_resume_keeps_finished_problems(tmp_path, tiny_model_dir, eval_config, c
     assert "(2 already done)" in capsys.readouterr().out
 
 
+def test_resume_refuses_other_sampling_settings(tmp_path, tiny_model_dir, eval_config, capsys):
+    out = tmp_path / "mixed"
+    assert run_eval(tiny_model_dir, eval_config, out, "--samples", "2", "--temperature", "0.8") == 0
+    before = (out / "samples.jsonl").read_bytes()
+    capsys.readouterr()
+    assert run_eval(tiny_model_dir, eval_config, out, "--samples", "2", "--temperature", "0.5", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "were drawn with other settings (temperature 0.8 -> 0.5)" in err and len(err.splitlines()) == 1
+    assert (out / "samples.jsonl").read_bytes() == before
+
+
 def test_existing_eval_needs_resume(tmp_path, tiny_model_dir, eval_config, capsys):
     out = tmp_path / "twice"
     assert run_eval(tiny_model_dir, eval_config, out) == 0

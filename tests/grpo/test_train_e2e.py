@@ -136,10 +136,71 @@ def test_resume_continues_from_last_checkpoint(trained_run, capsys):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "reward" in r] == [1, 2, 3]
     assert (run_dir / "checkpoint-3").exists()
-    assert "resuming from checkpoint-2 (step 2 of 3)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resuming from checkpoint-2 (step 2 of 3)" in out
+    assert "eval before: reusing eval_before.json" in out  # the baseline is reported, not silently skipped
+    assert load_config(run_dir / "config.yaml").train.max_steps == 3  # config.yaml describes the continued run
+    history = [json.loads(line) for line in (run_dir / "config_history.jsonl").read_text().splitlines()]
+    assert history[-1]["changes"] == {"train.max_steps": {"from": 2, "to": 3}}
+
+
+def test_resuming_a_finished_run_reports_and_changes_nothing(trained_run, capsys):
+    run_dir, config = trained_run
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert main(["train", str(config), "train.max_steps=1", "--resume"]) == 0
+    assert "finished at step" in capsys.readouterr().out
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+
+
+def test_overwrite_replaces_a_grpo_run_and_keeps_it_when_the_new_run_fails(trained_run, monkeypatch, capsys):
+    from grpo import train as train_module
+
+    run_dir, config = trained_run
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("model failed to load")
+
+    monkeypatch.setattr(train_module, "_build_trainer", fail)
+    assert main(["train", str(config), "--overwrite"]) == 1
+    assert "model failed to load" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+    assert not list(run_dir.parent.glob(".*replaced*"))
 
 
 def test_resume_refuses_a_changed_config(trained_run, capsys):
     _, config = trained_run
     assert main(["train", str(config), "train.learning_rate=0.5", "--resume"]) == 2
     assert "differs from" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_a_grpo_run_once_the_new_one_is_written(trained_run):
+    run_dir, config = trained_run
+    (run_dir / "stale.txt").write_text("from the old run")
+    assert main(["train", str(config), "--overwrite"]) == 0
+    assert not (run_dir / "stale.txt").exists() and not (run_dir / "config_history.jsonl").exists()
+    assert (run_dir / ".grpo-run").is_file() and (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert not list(run_dir.parent.glob(".*replaced*"))
+
+
+def test_out_of_memory_in_a_step_is_one_line_with_settings_that_fit(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    import trl
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trl.GRPOTrainer, "train", out_of_memory)
+    config = write_config(tmp_path, tiny_model_dir)
+    assert main(["train", str(config), "eval.before_after=false"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "out of memory at step 1; the rollout's KV cache for 4 sequences" in errors[0]
+    assert "lower train.per_device_train_batch_size x gradient_accumulation_steps to" in errors[0], errors
+
+
+def test_resume_with_allow_changes_records_a_changed_learning_rate(trained_run, capsys):
+    run_dir, config = trained_run
+    assert main(["train", str(config), "--resume", "train.max_steps=3", "train.learning_rate=0.02",
+                 "--allow-changes"]) == 0
+    history = [json.loads(line) for line in (run_dir / "config_history.jsonl").read_text().splitlines()]
+    assert history[-1]["changes"]["train.learning_rate"] == {"from": 0.01, "to": 0.02}
+    assert load_config(run_dir / "config.yaml").train.learning_rate == 0.02
