@@ -12,15 +12,18 @@ ROWS = (
 )
 
 
-def _cell(value: Any, style: str) -> str:
+def _cell(value: Any, style: str, ci: list[float] | None = None) -> str:
     if value is None:
         return "n/a"
-    return f"{100 * value:.1f}%" if style == "percent" else f"{value:.1f}"
+    if style != "percent":
+        return f"{value:.1f}"
+    return f"{100 * value:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
 
 
 def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> str:
-    """Before/after on the same held-out problems; the change column is in percentage points for rates."""
-    lines = [f"held-out problems: {before['samples']}", "",
+    """Before/after on the same held-out problems (summaries of :func:`grpo.evaluate.summarize`): rates with their
+    95% intervals, the change in percentage points."""
+    lines = [f"held-out problems: {before['samples']}; 95% intervals in brackets", "",
              "| metric | before | after | change |", "|---|---:|---:|---:|"]
     for key, label, style in ROWS:
         old, new = before.get(key), after.get(key)
@@ -32,5 +35,6 @@ def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> str:
             change = f"{100 * (new - old):+.1f} pp"
         else:
             change = f"{new - old:+.1f}"
-        lines.append(f"| {label} | {_cell(old, style)} | {_cell(new, style)} | {change} |")
+        cells = [_cell(summary.get(key), style, summary.get(f"{key}_ci95")) for summary in (before, after)]
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {change} |")
     return "\n".join(lines)

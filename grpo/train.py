@@ -1,4 +1,5 @@
-"""RunConfig -> ``trl.GRPOConfig`` + ``trl.GRPOTrainer``; the run directory; resume; before/after evaluation."""
+"""RunConfig -> ``trl.GRPOTrainer`` (its arguments: :mod:`grpo.trl_args`); the run directory; resume; before/after
+evaluation; the same under ``accelerate launch`` with several processes."""
 
 from __future__ import annotations
 
@@ -13,25 +14,23 @@ from typing import Any
 from packaging.version import Version
 
 import rewards
-from grpo import kvcache, preflight, rundir
-from grpo import hub_check, portable, trackers
+from grpo import distributed, hub_check, kvcache, portable, preflight, rundir, trackers
 from grpo.callbacks import HeldOutEval, MetricsJsonl, TimeLimit
 from grpo.collapse_guard import CollapseGuard
-from grpo.completions_log import COMPLETIONS_FILE, CompletionsJsonl
+from grpo.completions_log import CompletionsJsonl
 from grpo.console import config_summary, filter_harmless_warnings, use_compact_progress
 from grpo.config import ConfigError, RunConfig
-from grpo.dynamic_sampling import with_dynamic_sampling
-from grpo.model_card import write_run_card
 from grpo.data import load_splits, longest_prompt_tokens
+from grpo.dynamic_sampling import with_dynamic_sampling
 from grpo.evaluate import Scorer, greedy_eval
-from grpo.rollout import enable_compiled_decoding
-from grpo.models import LoadedModel, cuda_available, device_name, dtype_name, load, resolve_backend
+from grpo.model_card import write_run_card
+from grpo.models import (LoadedModel, cuda_available, load, load_tokenizer, prepare_backend, resolve_path,
+                         torch_dtype)
 from grpo.report import before_after_table
+from grpo.rollout import enable_compiled_decoding
+from grpo.trl_args import build_grpo_args, planned_prompts, rollout_sequences
 
 logger = logging.getLogger("grpo")
-ADAPTER_DIR = "adapter"
-METRICS_FILE = "metrics.jsonl"
-EVAL_SAMPLES_DIR = "eval_samples"  # per-problem outputs of the periodic held-out evals, one file per step
 PREFLIGHT_ROWS = 8
 
 
@@ -43,58 +42,6 @@ def check_trl_runs_here() -> None:
             f"trl {trl_version}: its GRPOTrainer needs Triton (a CUDA GPU); on a CPU install trl>=1.16 "
             "(pip install 'trl>=1.16,<1.17')"
         )
-
-
-def build_grpo_args(config: RunConfig, output_dir: Path, weights: list[float], dtype_name: str):
-    from trl import GRPOConfig
-
-    train = config.train
-    return GRPOConfig(
-        output_dir=str(output_dir),
-        seed=config.run.seed,
-        max_steps=train.max_steps,
-        learning_rate=train.learning_rate,
-        lr_scheduler_type=train.lr_scheduler_type,
-        warmup_steps=train.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
-        weight_decay=train.weight_decay,
-        max_grad_norm=train.max_grad_norm,
-        optim=train.optim,
-        per_device_train_batch_size=train.per_device_train_batch_size,
-        gradient_accumulation_steps=train.gradient_accumulation_steps,
-        num_generations=train.num_generations,
-        max_completion_length=train.max_completion_length,
-        temperature=train.temperature,
-        top_p=train.top_p,
-        top_k=train.top_k,
-        beta=train.beta,
-        epsilon=train.epsilon,
-        epsilon_high=train.epsilon_high,
-        num_iterations=train.num_iterations,
-        loss_type=train.loss_type,
-        scale_rewards=train.scale_rewards,
-        mask_truncated_completions=train.mask_truncated_completions,
-        cache_implementation=train.cache_implementation,
-        generation_kwargs=train.generation_kwargs or None,
-        reward_weights=weights,
-        logging_steps=train.logging_steps,
-        save_strategy="steps",
-        save_steps=train.save_steps,
-        save_total_limit=train.save_total_limit,
-        report_to=[r for r in train.report_to if r != "none"] or "none",
-        bf16=dtype_name == "bfloat16",
-        fp16=dtype_name == "float16",
-        gradient_checkpointing=False,  # applied (or not) by grpo.models when the model is loaded
-        dataloader_num_workers=0,
-        log_completions=False,
-        shuffle_dataset=config.data.order != "curriculum",  # a curriculum's order is the point
-    )
-
-
-def planned_prompts(config: RunConfig) -> int:
-    """Prompts the dataloader hands out over the whole run (what a curriculum ramps over)."""
-    train = config.train
-    per_step = train.per_device_train_batch_size * train.gradient_accumulation_steps // train.num_generations
-    return train.max_steps * per_step
 
 
 @contextmanager
@@ -111,8 +58,11 @@ def _tensorboard_dir(path: Path):
             os.environ["TENSORBOARD_LOGGING_DIR"] = previous
 
 
-def _log_to_file(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "train.log")
+def _log_to_file(run_dir: Path) -> logging.Handler | None:
+    """``train.log`` of the main process (the others log to their console only)."""
+    if not distributed.is_main_process():
+        return None
+    handler = logging.FileHandler(run_dir / rundir.LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("grpo", "transformers", "trl"):
         logging.getLogger(name).addHandler(handler)
@@ -121,8 +71,10 @@ def _log_to_file(run_dir: Path) -> logging.Handler:
 
 
 def _say(message: str) -> None:
-    print(f"[grpo] {message}", flush=True)
-    logger.info(message)
+    """A line on the console and in train.log, once (from the main process)."""
+    if distributed.is_main_process():
+        print(f"[grpo] {message}", flush=True)
+        logger.info(message)
 
 
 def _held_out_rows(config: RunConfig, splits) -> list[dict[str, Any]]:
@@ -133,73 +85,95 @@ def _held_out_rows(config: RunConfig, splits) -> list[dict[str, Any]]:
 
 
 def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Run GRPO as configured; returns the run directory. Config problems raise ConfigError before any write."""
+    """Run GRPO as configured; returns the run directory. Config problems raise ConfigError before any write.
+
+    Under ``accelerate launch`` every process runs this: each checks, loads its model onto its own device and
+    trains; the main process alone creates and writes the run directory and runs the evaluations
+    (:mod:`grpo.distributed`, :func:`grpo.rundir.create_once`).
+    """
     run_dir = config.run_dir
     rundir.check_target(run_dir, resume=resume, overwrite=overwrite)
     checkpoint = None
     if resume:
         rundir.check_resume_matches(run_dir, config)
-        checkpoint = _last_checkpoint(run_dir, config.train.max_steps)
+        checkpoint = _last_checkpoint(run_dir)
     check_trl_runs_here()
-    resolve_backend(config.model)  # a clear error now, not after minutes of loading
+    prepare_backend(config.model)  # a clear error now, not after minutes of loading; Unsloth before TRL
     trackers.check_installed(config.train.report_to)
     hub_check.check_model_name(config.model.name)
     filter_harmless_warnings()
-    print(config_summary(config), flush=True)  # the full resolved config is saved as RUN/config.yaml
+    reward_functions, weights = rewards.resolve(config.rewards, config.reward_context())
+    # Before the model: under DeepSpeed ZeRO-3 the arguments tell transformers to load the weights partitioned.
+    args = build_grpo_args(config, run_dir, weights)
+    if distributed.is_main_process():
+        print(config_summary(config), flush=True)  # the full resolved config is saved as RUN/config.yaml
     environment = rundir.environment_info()
     versions = ", ".join(f"{name} {v}" for name, v in environment["versions"].items() if v)
-    _say(f"git commit {environment['git_commit'] or 'unknown'}; {versions}")
+    _say(f"git commit {environment['git_commit'] or 'unknown'}; {versions}; {args.world_size} process(es)")
+    if resume:
+        step = Path(checkpoint).name.removeprefix("checkpoint-")
+        _say(f"resuming from {Path(checkpoint).name} (step {step} of {config.train.max_steps})")
 
-    _reward_preflight(config)
-    trainer, loaded, splits, scorer = _build_trainer(config, run_dir)
-
+    # The data and the reward check before the model, which may take minutes to load; the tokenizer measures prompts.
+    tokenizer = load_tokenizer(resolve_path(config.model.name))
+    splits = load_splits(config.data, tokenizer, planned_prompts=planned_prompts(args))
+    _reward_preflight(config, reward_functions, splits.train)
+    loaded: LoadedModel = load(config.model, config.run.seed)
+    _kv_preflight(config, args, loaded, splits.train)
     if not resume:
-        environment |= {"backend": loaded.backend, "model_path": loaded.path}
-        rundir.create(run_dir, config, environment, overwrite=overwrite)
+        environment |= {"backend": loaded.backend, "model_path": loaded.path, "processes": args.world_size}
+        rundir.create_once(run_dir, config, environment, overwrite=overwrite)
+    trainer, scorer = _build_trainer(config, args, loaded, splits, reward_functions)
     handler = _log_to_file(run_dir)
     try:
-        rundir.write_atomic(run_dir / "grpo_args.json", json.dumps(trainer.args.to_dict(), indent=2, default=str))
+        rundir.write_on_main(run_dir / rundir.GRPO_ARGS_FILE, json.dumps(trainer.args.to_dict(), indent=2, default=str))
         _say(f"run directory: {run_dir}  (backend {loaded.backend}, model {loaded.path})")
         _say(f"data: {len(splits.train)} training prompts; {splits.dropped} prompts over "
              f"{config.data.max_prompt_tokens} tokens {'dropped' if splits.overflow == 'drop' else 'truncated'}")
-        before = None
         held_out = _held_out_rows(config, splits) if config.eval.before_after else []
-        if held_out and not resume:
-            before, _ = greedy_eval(loaded.model, loaded.tokenizer, held_out, scorer, config.eval.max_new_tokens,
-                                    config.eval.batch_size, "eval before")
+        before = _eval_once(trainer, config, held_out, scorer, "eval before") if held_out and not resume else None
         trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_model(str(run_dir / ADAPTER_DIR))
-        portable.name_base_model(run_dir, config.model.name)
-        loaded.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
-        _say(f"adapter saved to {run_dir / ADAPTER_DIR}")
-        if before is not None:
-            after, samples = greedy_eval(loaded.model, loaded.tokenizer, held_out, scorer, config.eval.max_new_tokens,
-                                         config.eval.batch_size, "eval after")
-            table = before_after_table(before, after)
-            rundir.write_atomic(run_dir / "before_after.json", json.dumps({"before": before, "after": after}, indent=2))
-            rundir.write_atomic(run_dir / "before_after.md", table + "\n")
-            rundir.write_atomic(run_dir / "eval_after_samples.jsonl",
-                                "".join(json.dumps(s.to_json()) + "\n" for s in samples))
-            print("\n" + table + "\n", flush=True)
-        write_run_card(run_dir, config)
+        trainer.save_model(str(run_dir / rundir.ADAPTER_DIR))  # every process: ZeRO-3 gathers; the main one writes
+        if distributed.is_main_process():
+            portable.name_base_model(run_dir, config.model.name)
+            loaded.tokenizer.save_pretrained(run_dir / rundir.ADAPTER_DIR)
+        _say(f"adapter saved to {run_dir / rundir.ADAPTER_DIR}")
+        if held_out and not resume:
+            after = _eval_once(trainer, config, held_out, scorer, "eval after")
+            if after is not None:
+                _write_before_after(run_dir, before[0], *after)
+        if distributed.is_main_process():
+            write_run_card(run_dir, config)
     finally:
-        for name in ("grpo", "transformers", "trl"):
-            logging.getLogger(name).removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            for name in ("grpo", "transformers", "trl"):
+                logging.getLogger(name).removeHandler(handler)
+            handler.close()
     return run_dir
 
 
-def _build_trainer(config: RunConfig, run_dir: Path):
-    """Model, data, rewards and callbacks -> a ready GRPOTrainer (nothing is written to the run directory yet)."""
-    loaded: LoadedModel = load(config.model, config.run.seed)
+def _eval_once(trainer, config: RunConfig, rows, scorer: Scorer, description: str):
+    """Greedy eval of the policy on the main process ((summary, samples)); None on the others."""
+    return distributed.on_main_process(trainer, lambda model: greedy_eval(
+        model, trainer.processing_class, rows, scorer, config.eval.max_new_tokens, config.eval.batch_size,
+        description))
+
+
+def _write_before_after(run_dir: Path, before: dict[str, Any], after: dict[str, Any], samples) -> None:
+    table = before_after_table(before, after)
+    rundir.write_atomic(run_dir / rundir.BEFORE_AFTER_JSON, json.dumps({"before": before, "after": after}, indent=2))
+    rundir.write_atomic(run_dir / rundir.BEFORE_AFTER_MD, table + "\n")
+    rundir.write_atomic(run_dir / rundir.EVAL_AFTER_SAMPLES, "".join(json.dumps(s.to_json()) + "\n" for s in samples))
+    print("\n" + table + "\n", flush=True)
+
+
+def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_functions):
+    """The GRPOTrainer with the pipeline's callbacks; files are written by the main process only."""
     from trl import GRPOTrainer  # after grpo.models: with Unsloth, its patches must precede TRL's import
 
-    splits = load_splits(config.data, loaded.tokenizer, planned_prompts=planned_prompts(config))
-    reward_functions, weights = rewards.resolve(config.rewards, config.reward_context())
-    args = build_grpo_args(config, run_dir, weights, dtype_name(loaded.model))
-    _kv_preflight(config, loaded, splits.train)
+    run_dir = config.run_dir
     scorer = Scorer.from_functions(reward_functions, config.rewards)
-    callbacks = [MetricsJsonl(run_dir / METRICS_FILE)]
+    callbacks = [MetricsJsonl(run_dir / rundir.METRICS_FILE)]
     if config.train.collapse_guard.enabled:  # before MetricsJsonl, so its warning count is recorded
         kinds = {spec.name: rewards.kind_of(spec.name) for spec in config.rewards}
         callbacks.insert(0, CollapseGuard(
@@ -211,15 +185,16 @@ def _build_trainer(config: RunConfig, run_dir: Path):
     held_out_eval = None
     if config.eval.every_n_steps:
         held_out_eval = HeldOutEval(_held_out_rows(config, splits), scorer, config.eval.max_new_tokens,
-                                    config.eval.batch_size, config.eval.every_n_steps, run_dir / EVAL_SAMPLES_DIR)
+                                    config.eval.batch_size, config.eval.every_n_steps,
+                                    run_dir / rundir.EVAL_SAMPLES_DIR)
         callbacks.append(held_out_eval)
     completions_log = None
     if config.logging.completions_every:
-        completions_log = CompletionsJsonl(run_dir / COMPLETIONS_FILE, config.logging.completions_every)
+        completions_log = CompletionsJsonl(run_dir / rundir.COMPLETIONS_FILE, config.logging.completions_every)
         callbacks.append(completions_log)
     dynamic = config.train.dynamic_sampling
     trainer_class = with_dynamic_sampling(GRPOTrainer) if dynamic.enabled else GRPOTrainer
-    with _tensorboard_dir(run_dir / "tensorboard"):
+    with _tensorboard_dir(run_dir / rundir.TENSORBOARD_DIR):
         trainer = trainer_class(model=loaded.model, reward_funcs=reward_functions, args=args,
                                 train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)
     if dynamic.enabled:
@@ -231,41 +206,45 @@ def _build_trainer(config: RunConfig, run_dir: Path):
     use_compact_progress(trainer)
     if loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation):
         _say("rollouts: static KV cache with compiled decoding (the first step includes compilation)")
-    return trainer, loaded, splits, scorer
+    return trainer, scorer
 
 
-def _reward_preflight(config: RunConfig) -> None:
-    """Fast mode of `grpo rewards check`: a broken reward stops the run before any generation."""
-    stats = preflight.run(config, n=PREFLIGHT_ROWS)
+def _reward_preflight(config: RunConfig, functions, train_rows) -> None:
+    """Fast mode of `grpo rewards check`, on the rewards and training rows this run built: a broken reward stops
+    the run before any generation."""
+    rows = train_rows.select(range(min(PREFLIGHT_ROWS, len(train_rows)))).to_list()
+    stats = preflight.on_rows(functions, config.rewards, rows)
     problems = preflight.violations(stats)
     if problems:
         raise ConfigError("\n".join(f"rewards: preflight failed: {problem}" for problem in problems))
     _say(preflight.summary_line(stats))
 
 
-def _kv_preflight(config: RunConfig, loaded: LoadedModel, train_rows) -> None:
-    """Refuse a rollout whose KV cache alone cannot fit (weights and activations need memory on top of it)."""
-    device, dtype = device_name(loaded.model), dtype_name(loaded.model)
+def _kv_preflight(config: RunConfig, args, loaded: LoadedModel, train_rows) -> None:
+    """Refuse a rollout whose KV cache alone cannot fit (weights and activations need memory on top of it), on the
+    device this process's rollouts run on (its GPU under accelerate launch, wherever the model was loaded). vLLM
+    rollouts keep their cache in vLLM's own memory budget, so there is nothing to check."""
+    if args.use_vllm:
+        return
+    dtype = str(torch_dtype(config.model)).removeprefix("torch.")
     sample = train_rows.select(range(min(256, len(train_rows))))["prompt"]
     longest_prompt = longest_prompt_tokens(loaded.tokenizer, sample)
-    train = config.train
-    sequences = train.per_device_train_batch_size * train.gradient_accumulation_steps
-    plan = kvcache.plan(loaded.model.config, sequences, longest_prompt, train.max_completion_length, dtype, device)
+    sequences = rollout_sequences(args)
+    plan = kvcache.plan(loaded.model.config, sequences, longest_prompt, config.train.max_completion_length, dtype,
+                        str(args.device))
     _say(f"rollout {plan.message()}")
     if not plan.fits:
         largest = plan.largest_batch()
-        fitting = [n for n in range(train.num_generations, largest + 1, train.num_generations)]
+        fitting = [n for n in range(config.train.num_generations, largest + 1, config.train.num_generations)]
         hint = (f"lower train.per_device_train_batch_size x gradient_accumulation_steps to {fitting[-1]}"
                 if fitting else "lower train.num_generations or train.max_completion_length")
         raise ConfigError(f"train: the rollout's {plan.message()} does not fit; {hint}")
 
 
-def _last_checkpoint(run_dir: Path, max_steps: int) -> str:
+def _last_checkpoint(run_dir: Path) -> str:
     from transformers.trainer_utils import get_last_checkpoint
 
     checkpoint = get_last_checkpoint(str(run_dir))
     if checkpoint is None:
         raise ConfigError(f"--resume: {run_dir} has no checkpoint-* folder yet (train.save_steps sets how often)")
-    step = Path(checkpoint).name.removeprefix("checkpoint-")
-    _say(f"resuming from {Path(checkpoint).name} (step {step} of {max_steps})")
     return checkpoint
