@@ -24,8 +24,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     prepare_backend(config.model)  # Unsloth, when chosen, is imported before grpo.train loads transformers/TRL
     from grpo.train import train
 
+    from grpo.distributed import is_main_process
+
     run_dir = train(config, resume=args.resume, overwrite=args.overwrite)
-    print(f"[grpo] done: {run_dir}")
+    if is_main_process():  # under accelerate launch, once
+        print(f"[grpo] done: {run_dir}")
     return 0
 
 

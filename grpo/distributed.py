@@ -22,6 +22,16 @@ def state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def name_the_cpu_plainly() -> None:
+    """Without CUDA, make accelerate call each process's device ``cpu`` rather than ``cpu:N``: transformers resumes
+    an optimizer with ``torch.load(map_location=args.device)``, and torch cannot map storage to ``cpu:1``. Must run
+    before the trainer arguments set up the processes (they read ``ACCELERATE_TORCH_DEVICE`` then)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("ACCELERATE_TORCH_DEVICE", "cpu")
+
+
 def launched_processes() -> int:
     """Processes the launcher started (``WORLD_SIZE``), readable before anything is initialised: config checks
     need the global batch before a process group exists."""

@@ -19,6 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from grpo import distributed
 from grpo.config import ConfigError, RunConfig
 
 # GRPOConfig fields the pipeline derives from other keys: setting them in train.trl would contradict those.
@@ -61,8 +62,10 @@ def _owned(config: RunConfig, output_dir: Path, weights: list[float]) -> dict[st
     )
 
 
-# The pipeline's defaults for fields without a typed key; train.trl may change them.
-DEFAULTS = dict(save_strategy="steps", dataloader_num_workers=0, log_completions=False)
+# The pipeline's defaults for fields without a typed key; train.trl may change them. DDP need not search for unused
+# parameters: every LoRA (or full) weight takes part in every forward pass, and the search costs a graph traversal.
+DEFAULTS = dict(save_strategy="steps", dataloader_num_workers=0, log_completions=False,
+                ddp_find_unused_parameters=False)
 
 
 def check_trl_keys(trl: dict[str, Any], typed: set[str]) -> dict[str, Any]:
@@ -100,6 +103,7 @@ def build_grpo_args(config: RunConfig, output_dir: Path, weights: list[float]):
 
     typed = _typed(config)
     extra = check_trl_keys(config.train.trl, set(typed) | {"warmup_ratio"})
+    distributed.name_the_cpu_plainly()
     try:
         return GRPOConfig(**typed, **_owned(config, output_dir, weights), **(DEFAULTS | extra))
     except (ValueError, TypeError) as err:
