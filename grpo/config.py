@@ -334,6 +334,9 @@ def check_consistency(config: RunConfig) -> None:
             f"train.num_generations: {train.num_generations} must divide the generation batch {formula}; "
             f"allowed: {', '.join(map(str, _divisors(batch))) or 'none (batch too small)'}"
         )
+    if train.dynamic_sampling.enabled and distributed.launched_processes() > 1:
+        problems.append("train.dynamic_sampling.enabled: runs in a single process only (TRL's prompt groups may span "
+                        "processes); set it to false under accelerate launch")
     if data.source == "synthetic" and data.synthetic.min_digits > data.synthetic.max_digits:
         problems.append(
             f"data.synthetic.min_digits: {data.synthetic.min_digits} exceeds max_digits {data.synthetic.max_digits}"

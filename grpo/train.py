@@ -115,7 +115,8 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -
         _say(f"resuming from {Path(checkpoint).name} (step {step} of {config.train.max_steps})")
 
     # The data and the reward check before the model, which may take minutes to load; the tokenizer measures prompts.
-    tokenizer = load_tokenizer(resolve_path(config.model.name))
+    with distributed.state().main_process_first():  # an embedded or GGUF model is converted into the cache once
+        tokenizer = load_tokenizer(resolve_path(config.model.name))
     splits = load_splits(config.data, tokenizer, planned_prompts=planned_prompts(args))
     _reward_preflight(config, reward_functions, splits.train)
     loaded: LoadedModel = load(config.model, config.run.seed)

@@ -142,3 +142,9 @@ def test_batch_check_follows_trl_steps_per_generation_and_generation_batch_size(
         load_config(None, base + ["train.trl.steps_per_generation=3"])
     with pytest.raises(ConfigError, match="train.trl.generation_batch_size = 12"):
         load_config(None, base + ["train.trl.generation_batch_size=12"])
+
+
+def test_dynamic_sampling_is_refused_under_several_processes(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="train.dynamic_sampling.enabled: runs in a single process only"):
+        load_config(None, ["train.dynamic_sampling.enabled=true"])
