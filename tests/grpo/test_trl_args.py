@@ -26,8 +26,8 @@ def test_settings_without_a_typed_key_reach_grpo_config(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.trl.steps_per_generaton=2",
-     "train.trl.steps_per_generaton: not a GRPOConfig field of the installed trl; did you mean 'steps_per_generation'?"),
+    ("train.trl.steps_per_generaton=2", "train.trl.steps_per_generaton: not a GRPOConfig field of the installed "
+     "trl; did you mean 'steps_per_generation'?"),
     ("train.trl.steps_per_generation=two", "train.trl.steps_per_generation: Input should be a valid integer"),
     ("train.trl.learning_rate=0.1", "train.trl.learning_rate: has a typed key; set train.learning_rate instead"),
     ("train.trl.output_dir=/tmp/x", "train.trl.output_dir: set by the pipeline from run.output_dir and run.name"),
