@@ -115,6 +115,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from grpo.learning_plots import learning_plot, read_metrics
+    from grpo.rundir import METRICS_FILE
 
     labels = args.labels.split(",") if args.labels else [Path(run).name for run in args.runs]
     if len(labels) != len(args.runs):
@@ -122,7 +123,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     runs = {}
     for label, run in zip(labels, args.runs):
         path = Path(run)
-        if not (path / "metrics.jsonl").is_file() and not path.is_file():
+        if not (path / METRICS_FILE).is_file() and not path.is_file():
             raise ConfigError(f"grpo plot: {run} is neither a run directory with metrics.jsonl nor a metrics file")
         runs[label] = read_metrics(path)
     print(f"[grpo] learning curves written to {learning_plot(runs, Path(args.out), args.smooth)}")

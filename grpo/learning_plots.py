@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from grpo.metrics import wilson_interval
+from grpo.rundir import METRICS_FILE
 
 PANELS = (
     ("held-out greedy accuracy (%)", None),
@@ -25,7 +26,7 @@ PANELS = (
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """Records of a run's metrics file (``path`` is the file or its run directory); a torn last line is skipped."""
-    path = path / "metrics.jsonl" if path.is_dir() else path
+    path = path / METRICS_FILE if path.is_dir() else path
     records = []
     for line in path.read_text().splitlines():
         try:
