@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from grpo import distributed
 from grpo.evaluate import Scorer, greedy_eval
 from grpo.rundir import write_atomic
 
@@ -29,6 +30,7 @@ class MetricsJsonl(TrainerCallback):
 class HeldOutEval(TrainerCallback):
     """Greedy eval on held-out problems at step 0 and every ``every`` steps, logged as ``eval/<metric>``.
 
+    Under ``accelerate launch`` it runs on the main process only; the other processes wait for it.
     The metrics go through the trainer's callback handler (TensorBoard, metrics.jsonl, console), not through
     ``trainer.log``, which would also flush TRL's pending training metrics at the wrong step.
     """
@@ -43,26 +45,32 @@ class HeldOutEval(TrainerCallback):
     def attach(self, trainer) -> None:
         self.trainer = trainer
 
-    def _evaluate(self, args, state, control, model, processing_class) -> None:
-        summary, samples = greedy_eval(model, processing_class, self.rows, self.scorer, self.max_new_tokens,
-                                       self.batch_size, f"eval step {state.global_step}")
-        if self.samples_dir is not None and state.is_world_process_zero:
+    def _evaluate(self, args, state, control, processing_class) -> None:
+        """Once, on the main process (the others wait), on the policy as TRL's rollouts see it (ZeRO-3 gathered)."""
+        result = distributed.on_main_process(self.trainer, lambda model: greedy_eval(
+            model, processing_class, self.rows, self.scorer, self.max_new_tokens, self.batch_size,
+            f"eval step {state.global_step}"))
+        if result is None:
+            return
+        summary, samples = result
+        if self.samples_dir is not None:
             self.samples_dir.mkdir(parents=True, exist_ok=True)
             write_atomic(self.samples_dir / f"step-{state.global_step:06d}.jsonl",
                          "".join(json.dumps(sample.to_json()) + "\n" for sample in samples))
-        logs = {f"eval/{key}": value for key, value in summary.items() if isinstance(value, (int, float))}
+        logs = {f"eval/{key}": value for key, value in summary.items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)}
         # CallbackHandler.on_log clears control.should_log; keep the trainer's own logging of this step.
         should_log = control.should_log
         self.trainer.callback_handler.on_log(args, state, control, logs=logs)
         control.should_log = should_log
 
-    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+    def on_train_begin(self, args, state, control, processing_class=None, **kwargs):
         if state.global_step == 0:
-            self._evaluate(args, state, control, model, processing_class)
+            self._evaluate(args, state, control, processing_class)
 
-    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+    def on_step_end(self, args, state, control, processing_class=None, **kwargs):
         if state.global_step % self.every == 0:
-            self._evaluate(args, state, control, model, processing_class)
+            self._evaluate(args, state, control, processing_class)
 
 
 class TimeLimit(TrainerCallback):

@@ -28,8 +28,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.allow_changes and not args.resume:
         raise ConfigError("--allow-changes: only with --resume")
+    from grpo.distributed import is_main_process
+
     run_dir = train(config, resume=args.resume, overwrite=args.overwrite, allow_changes=args.allow_changes)
-    print(f"[grpo] done: {run_dir}")
+    if is_main_process():  # under accelerate launch, once
+        print(f"[grpo] done: {run_dir}")
     return 0
 
 
@@ -130,6 +133,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from grpo.learning_plots import learning_plot, read_metrics
+    from grpo.rundir import METRICS_FILE
 
     labels = args.labels.split(",") if args.labels else [Path(run).name for run in args.runs]
     if len(labels) != len(args.runs):
@@ -137,7 +141,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     runs = {}
     for label, run in zip(labels, args.runs):
         path = Path(run)
-        if not (path / "metrics.jsonl").is_file() and not path.is_file():
+        if not (path / METRICS_FILE).is_file() and not path.is_file():
             raise ConfigError(f"grpo plot: {run} is neither a run directory with metrics.jsonl nor a metrics file")
         runs[label] = read_metrics(path)
     print(f"[grpo] learning curves written to {learning_plot(runs, Path(args.out), args.smooth)}")

@@ -11,8 +11,6 @@ from transformers import TrainerCallback
 
 from rewards.text import completion_text
 
-COMPLETIONS_FILE = "completions.jsonl"
-
 
 class CompletionsJsonl(TrainerCallback):
     """At every ``every``-th logged step, append the latest generation batch, one JSON line per completion."""

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from grpo import distributed
 from grpo.embedded import DEFAULT_MODEL
 from grpo.portable import HomePath, HomeStr, OptionalHomeStr, RewardName
 
@@ -153,6 +154,9 @@ class TrainSection(_Section):
     save_steps: int = Field(50, gt=0)
     save_total_limit: int | None = Field(2, gt=0)
     report_to: list[Literal["tensorboard", "trackio", "wandb", "none"]] = Field(default_factory=lambda: ["tensorboard"])
+    trl: dict[str, Any] = Field(
+        default_factory=dict,
+        description="any other trl.GRPOConfig field, passed through (checked against the installed trl)")
 
 
 class EvalSection(_Section):
@@ -306,18 +310,36 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(2, n + 1) if n % d == 0]
 
 
+def generation_batch(train: TrainSection, processes: int) -> tuple[int, str]:
+    """The global generation batch as trl's GRPOConfig computes it, and how it came about (for messages): every
+    process generates ``per_device_train_batch_size x steps_per_generation`` completions (steps_per_generation
+    defaults to gradient_accumulation_steps), unless ``train.trl.generation_batch_size`` fixes the total."""
+    fixed = train.trl.get("generation_batch_size")
+    if isinstance(fixed, int) and fixed > 0:
+        return fixed, f"train.trl.generation_batch_size = {fixed}"
+    steps = train.trl.get("steps_per_generation")
+    name = "train.trl.steps_per_generation"
+    if not (isinstance(steps, int) and steps > 0):
+        steps, name = train.gradient_accumulation_steps, "gradient_accumulation_steps"
+    batch = train.per_device_train_batch_size * processes * steps
+    return batch, (f"per_device_train_batch_size x processes x {name} = "
+                   f"{train.per_device_train_batch_size} x {processes} x {steps} = {batch}")
+
+
 def check_consistency(config: RunConfig) -> None:
     """Checks that involve more than one field, or the file system; each problem names the key to change."""
     problems: list[str] = []
     train, data, model = config.train, config.data, config.model
 
-    generation_batch = train.per_device_train_batch_size * train.gradient_accumulation_steps
-    if generation_batch % train.num_generations:
+    batch, formula = generation_batch(train, distributed.launched_processes())
+    if batch % train.num_generations:
         problems.append(
-            f"train.num_generations: {train.num_generations} must divide the generation batch "
-            f"per_device_train_batch_size x gradient_accumulation_steps = {generation_batch}; "
-            f"allowed: {', '.join(map(str, _divisors(generation_batch))) or 'none (batch too small)'}"
+            f"train.num_generations: {train.num_generations} must divide the generation batch {formula}; "
+            f"allowed: {', '.join(map(str, _divisors(batch))) or 'none (batch too small)'}"
         )
+    if train.dynamic_sampling.enabled and distributed.launched_processes() > 1:
+        problems.append("train.dynamic_sampling.enabled: runs in a single process only (TRL's prompt groups may span "
+                        "processes); set it to false under accelerate launch")
     if data.source == "synthetic" and data.synthetic.min_digits > data.synthetic.max_digits:
         problems.append(
             f"data.synthetic.min_digits: {data.synthetic.min_digits} exceeds max_digits {data.synthetic.max_digits}"

@@ -24,12 +24,10 @@ from tqdm.auto import tqdm
 from grpo import kvcache, metrics
 from grpo.config import ConfigError, RunConfig, load_config, with_overrides
 from grpo.data import add_prompts, load_raw, longest_prompt_tokens
-from grpo.evaluate import SampleResult, Scorer, score
+from grpo.evaluate import SampleResult, Scorer, score, summarize
 from grpo.generation import SamplingParams, generate
 from grpo.models import device_name, dtype_name, load_tokenizer, resolve_path, torch_dtype
-from grpo.rundir import CONFIG_FILE, write_atomic
-from grpo.train import ADAPTER_DIR
-from rewards.math import answer_key
+from grpo.rundir import ADAPTER_DIR, CONFIG_FILE, write_atomic
 
 # Rows of the markdown table (besides every pass@k and maj@k); the summary JSON also records the settings.
 TABLE_KEYS = ("problems", "samples_per_problem", "accuracy", "format_compliance", "mean_completion_tokens",
@@ -128,43 +126,6 @@ def _read_partial(path: Path) -> dict[str, list[dict[str, Any]]]:
     return finished
 
 
-def summarize_samples(records: list[dict[str, Any]], ks: list[int], greedy: bool,
-                      format_names: tuple[str, ...]) -> dict[str, Any]:
-    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        by_problem[record["id"]].append(record)
-    judged = {pid: rs for pid, rs in by_problem.items() if all(r["correct"] is not None for r in rs)}
-    n = min((len(rs) for rs in judged.values()), default=0)
-    summary: dict[str, Any] = {"problems": len(by_problem), "judged_problems": len(judged),
-                               "samples_per_problem": n, "greedy": greedy}
-    pass1 = [sum(r["correct"] for r in rs) / len(rs) for rs in judged.values()]
-    if greedy:
-        correct = sum(pass1)
-        summary["accuracy"] = correct / len(pass1) if pass1 else None
-        summary["accuracy_ci95"] = list(metrics.wilson_interval(correct, len(pass1)))
-    summary["pass@1"] = sum(pass1) / len(pass1) if pass1 else None
-    summary["pass@1_ci95"] = list(metrics.bootstrap_interval(pass1))
-    for k in (k for k in ks if 1 < k <= n):
-        values = [metrics.pass_at_k(len(rs), sum(r["correct"] for r in rs), k) for rs in judged.values()]
-        summary[f"pass@{k}"] = sum(values) / len(values)
-        summary[f"pass@{k}_ci95"] = list(metrics.bootstrap_interval(values))
-        majority = [metrics.maj_at_k([answer_key(r["extracted"]) for r in rs], [r["correct"] for r in rs], k)
-                    for rs in judged.values()]
-        summary[f"maj@{k}"] = sum(majority) / len(majority)
-        summary[f"maj@{k}_ci95"] = list(metrics.wilson_interval(sum(majority), len(majority)))
-    total = len(records)
-    if format_names and total:
-        compliant = sum(all(r["rewards"].get(name) == 1.0 for name in format_names) for r in records)
-        summary["format_compliance"] = compliant / total
-        summary["format_compliance_ci95"] = list(metrics.wilson_interval(compliant, total))
-    if total:
-        truncated = sum(r["truncated"] for r in records)
-        summary["mean_completion_tokens"] = sum(r["num_tokens"] for r in records) / total
-        summary["truncation_rate"] = truncated / total
-        summary["truncation_rate_ci95"] = list(metrics.wilson_interval(truncated, total))
-    return summary
-
-
 def markdown(summaries: dict[str, dict[str, Any]]) -> str:
     """One column per target, one row per metric; rates as percentages with their 95% CI."""
     keys = []
@@ -253,7 +214,7 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     records = [record for group in _read_partial(out_dir / PARTIAL).values() for record in group
                if record["id"] in wanted]
     greedy = not request.params.do_sample
-    summary = summarize_samples(records, list(request.ks), greedy, scorer.format_names)
+    summary = summarize(records, scorer.format_names, request.ks, greedy)
     summary |= {"target": target.label, "base": target.base, "adapter": str(target.adapter) if target.adapter else None,
                 "split": request.split, "max_new_tokens": request.params.max_new_tokens,
                 "temperature": request.params.temperature if not greedy else 0.0,

@@ -7,11 +7,13 @@ Format compliance is the share of completions that get full marks (1.0) from eve
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import rewards
-from rewards.math import MathCorrectness, answers_match, extract_answer, parse_reference
+from rewards.math import MathCorrectness, answer_key, answers_match, extract_answer, parse_reference
+from grpo import metrics
 from grpo.generation import Completion, SamplingParams, generate
 
 
@@ -62,13 +64,10 @@ def score(rows: list[dict[str, Any]], completions: list[list[Completion]], score
     for row, samples in zip(rows, completions, strict=True):
         reference = parse_reference(row["answer"])
         texts = [c.text for c in samples]
-        columns = {key: [value] * len(samples) for key, value in row.items() if key not in ("prompt", "completion")}
         # Rewards that need token ids only count them (overlong_penalty); the lengths here are the real ones.
-        per_reward = {
-            name: function(completions=texts, prompts=[row["prompt"]] * len(samples),
-                           completion_ids=[[0] * c.num_tokens for c in samples], **columns)
-            for name, function in scorer.reward_functions.items()
-        }
+        keywords = rewards.trl_keywords(row, [[0] * c.num_tokens for c in samples])
+        per_reward = {name: function(completions=texts, **keywords)
+                      for name, function in scorer.reward_functions.items()}
         for index, completion in enumerate(samples):
             extracted = extract_answer(completion.text, scorer.verifier.fallback_last_number)
             results.append(SampleResult(
@@ -80,26 +79,50 @@ def score(rows: list[dict[str, Any]], completions: list[list[Completion]], score
     return results
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+def summarize(records: list[dict[str, Any]], format_names: tuple[str, ...], ks: tuple[int, ...] = (1,),
+              greedy: bool = True) -> dict[str, Any]:
+    """The one summary of scored samples (``SampleResult.to_json()`` records, several per problem when sampled),
+    each rate with its 95% interval: the before/after table, the periodic evals and ``grpo eval`` all report this.
 
-
-def summarize(results: list[SampleResult], format_names: tuple[str, ...]) -> dict[str, Any]:
-    judged = [r for r in results if r.correct is not None]
-    summary: dict[str, Any] = {
-        "samples": len(results),
-        "accuracy": _mean([float(r.correct) for r in judged]),
-        "unparseable_references": len(results) - len(judged),
-        "format_compliance": _mean([
-            float(all(r.rewards.get(name) == 1.0 for name in format_names)) for r in results
-        ]) if format_names else None,
-        "mean_completion_tokens": _mean([float(r.num_tokens) for r in results]),
-        "truncation_rate": _mean([float(r.truncated) for r in results]),
-    }
-    names = sorted({name for r in results for name in r.rewards})
-    for name in names:
-        values = [r.rewards[name] for r in results if r.rewards.get(name) is not None]
-        summary[f"reward/{name}"] = _mean(values)
+    Accuracy (greedy) and maj@k use Wilson intervals; pass@k, averaged over problems, a bootstrap over problems.
+    Problems whose reference cannot be parsed are left out of correctness and counted.
+    """
+    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_problem[record["id"]].append(record)
+    judged = {pid: rs for pid, rs in by_problem.items() if all(r["correct"] is not None for r in rs)}
+    n = min((len(rs) for rs in judged.values()), default=0)
+    summary: dict[str, Any] = {"problems": len(by_problem), "judged_problems": len(judged),
+                               "unparseable_references": len(by_problem) - len(judged), "samples": len(records),
+                               "samples_per_problem": n, "greedy": greedy}
+    pass1 = [sum(r["correct"] for r in rs) / len(rs) for rs in judged.values()]
+    if greedy:
+        correct = sum(pass1)
+        summary["accuracy"] = correct / len(pass1) if pass1 else None
+        summary["accuracy_ci95"] = list(metrics.wilson_interval(correct, len(pass1)))
+    summary["pass@1"] = sum(pass1) / len(pass1) if pass1 else None
+    summary["pass@1_ci95"] = list(metrics.bootstrap_interval(pass1))
+    for k in (k for k in ks if 1 < k <= n):
+        values = [metrics.pass_at_k(len(rs), sum(r["correct"] for r in rs), k) for rs in judged.values()]
+        summary[f"pass@{k}"] = sum(values) / len(values)
+        summary[f"pass@{k}_ci95"] = list(metrics.bootstrap_interval(values))
+        majority = [metrics.maj_at_k([answer_key(r["extracted"]) for r in rs], [r["correct"] for r in rs], k)
+                    for rs in judged.values()]
+        summary[f"maj@{k}"] = sum(majority) / len(majority)
+        summary[f"maj@{k}_ci95"] = list(metrics.wilson_interval(sum(majority), len(majority)))
+    total = len(records)
+    if format_names and total:
+        compliant = sum(all(r["rewards"].get(name) == 1.0 for name in format_names) for r in records)
+        summary["format_compliance"] = compliant / total
+        summary["format_compliance_ci95"] = list(metrics.wilson_interval(compliant, total))
+    if total:
+        truncated = sum(r["truncated"] for r in records)
+        summary["mean_completion_tokens"] = sum(r["num_tokens"] for r in records) / total
+        summary["truncation_rate"] = truncated / total
+        summary["truncation_rate_ci95"] = list(metrics.wilson_interval(truncated, total))
+    for name in sorted({name for r in records for name in r["rewards"]}):
+        values = [r["rewards"][name] for r in records if r["rewards"].get(name) is not None]
+        summary[f"reward/{name}"] = sum(values) / len(values) if values else None
     return summary
 
 
@@ -111,4 +134,4 @@ def greedy_eval(model, tokenizer, rows: list[dict[str, Any]], scorer: Scorer, ma
     completions = generate(model, tokenizer, [row["prompt"] for row in rows], params, batch_size, description,
                            progress)
     results = score(rows, completions, scorer)
-    return summarize(results, scorer.format_names), results
+    return summarize([r.to_json() for r in results], scorer.format_names), results

@@ -54,11 +54,12 @@ def rollout_bytes(config: Any, sequences: int, prompt_tokens: int, completion_to
 
 
 def free_memory_bytes(device: str) -> int:
-    """Free memory where the cache will live: the GPU's free memory, or the host's available memory."""
+    """Free memory where the cache will live: that GPU's free memory (``cuda:1`` under accelerate launch is not
+    the current GPU of every caller), or the host's available memory."""
     if device.startswith("cuda"):
         import torch
 
-        free, _ = torch.cuda.mem_get_info()
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
         return free
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):

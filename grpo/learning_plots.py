@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from grpo.metrics import wilson_interval
+from grpo.rundir import BEFORE_AFTER_JSON, METRICS_FILE
 
 PANELS = (
     ("held-out greedy accuracy (%)", None),
@@ -30,15 +31,15 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     evals as accuracy points at step 0 and at its last step, so that the accuracy panel is not empty.
     """
     folder = path if path.is_dir() else path.parent
-    path = path / "metrics.jsonl" if path.is_dir() else path
+    path = path / METRICS_FILE if path.is_dir() else path
     records = []
     for line in path.read_text().splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    if not any("eval/accuracy" in r for r in records) and (folder / "before_after.json").is_file():
-        records.extend(_before_after_records(folder / "before_after.json", records))
+    if not any("eval/accuracy" in r for r in records) and (folder / BEFORE_AFTER_JSON).is_file():
+        records.extend(_before_after_records(folder / BEFORE_AFTER_JSON, records))
     return records
 
 

@@ -4,6 +4,7 @@ measured them, held-out results. TRL's own card leaves base model and dataset as
 from __future__ import annotations
 
 from grpo.config import RunConfig
+from grpo.rundir import BEFORE_AFTER_MD, MODEL_CARD
 
 
 def model_card(config: RunConfig, title: str, results: str | None = None) -> str:
@@ -17,6 +18,6 @@ def model_card(config: RunConfig, title: str, results: str | None = None) -> str
 
 def write_run_card(run_dir, config: RunConfig) -> None:
     """Replace the card TRL wrote into the run directory, with the before/after table when the run has one."""
-    results = run_dir / "before_after.md"
+    results = run_dir / BEFORE_AFTER_MD
     text = model_card(config, run_dir.name, results.read_text().strip() if results.is_file() else None)
-    (run_dir / "README.md").write_text(text)
+    (run_dir / MODEL_CARD).write_text(text)

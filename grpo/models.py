@@ -2,8 +2,8 @@
 
 ``model.name`` may be a local folder, a ``.gguf`` file (converted once into the cache), the name of an
 embedded model (``smollm2-135m-instruct``), or a hub id. ``backend: auto`` picks Unsloth when a CUDA GPU and
-the ``unsloth`` package are both present, else transformers + PEFT. Unsloth patches transformers and TRL
-globally, so it is imported first and only when chosen.
+the ``unsloth`` package are both present in a single-process run, else transformers + PEFT. Unsloth patches
+transformers and TRL globally, so it is imported first and only when chosen.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grpo import distributed
 from grpo.config import ConfigError, LoraSection, ModelSection
 from grpo.embedded import cache_dir, ensure_embedded, is_embedded
 from grpo.gguf import convert_gguf, sha256_of
@@ -38,8 +39,9 @@ def unsloth_installed() -> bool:
 
 def resolve_backend(model: ModelSection) -> str:
     """The backend that will run: 'hf' or 'unsloth'; a clear error when 'unsloth' cannot run here."""
-    if model.backend == "auto":
-        return "unsloth" if cuda_available() and unsloth_installed() else "hf"
+    if model.backend == "auto":  # Unsloth's multi-GPU support is outside what this pipeline tests: hf there
+        single = distributed.launched_processes() == 1
+        return "unsloth" if single and cuda_available() and unsloth_installed() else "hf"
     if model.backend == "unsloth":
         if not cuda_available():
             raise ConfigError("model.backend: 'unsloth' needs an NVIDIA GPU with CUDA (none found); use hf or auto")
@@ -117,7 +119,8 @@ def _load_hf(model_cfg: ModelSection, path: str, gradient_checkpointing: bool):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
         )
-        kwargs["device_map"] = {"": 0}
+        # bitsandbytes places the model at load time; under accelerate launch each process on its own GPU
+        kwargs["device_map"] = {"": distributed.local_device_index()}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if model_cfg.load_in_4bit:
         from peft import prepare_model_for_kbit_training

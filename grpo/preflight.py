@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from transformers import TrainerState
-
 import rewards
 from grpo.config import RunConfig
 from grpo.data import build_messages, load_raw
@@ -72,25 +70,21 @@ class RewardStats:
 HEADER = ["reward", "kind", "contract", "None", "mean", "flat groups", "right answers scored 1", "ms/call"]
 
 
-def _resolved(config: RunConfig) -> tuple[list, list[RewardStats]]:
-    functions, _ = rewards.resolve(config.rewards, config.reward_context())
-    return functions, [RewardStats(f.name, rewards.kind_of(spec.name)) for f, spec in zip(functions, config.rewards)]
+def _stats(functions, specs) -> list[RewardStats]:
+    return [RewardStats(f.name, rewards.kind_of(spec.name)) for f, spec in zip(functions, specs)]
 
 
-def _score_group(functions, stats: list[RewardStats], config: RunConfig, row: dict[str, Any], texts: list[str],
+def _score_group(functions, stats: list[RewardStats], row: dict[str, Any], texts: list[str],
                  token_counts: list[int], truths: list[bool | None] | None = None) -> None:
     """Call every reward on one group of completions of ``row``, as TRL would, and record the statistics."""
-    size = len(texts)
-    kwargs = {column: [value] * size for column, value in row.items() if column != "prompt"}  # every column
-    kwargs |= {"prompts": [build_messages(config.data.system_prompt, row["question"])] * size,
-               "completion_ids": [[0] * count for count in token_counts], "trainer_state": TrainerState()}
+    keywords = rewards.trl_keywords(row, [[0] * count for count in token_counts])
     conversational = [[{"role": "assistant", "content": text}] for text in texts]  # TRL's form for chat prompts
     for function, stat in zip(functions, stats):
         if stat.violation:
             continue
         started = time.perf_counter()
         try:
-            values = function(completions=conversational, **kwargs)
+            values = function(completions=conversational, **keywords)
         except RewardError as err:
             stat.violation = str(err)
             continue
@@ -102,17 +96,27 @@ def _score_group(functions, stats: list[RewardStats], config: RunConfig, row: di
             stat.right_scored_high.extend(v == 1.0 for v, truth in zip(values, truths) if truth)
 
 
-def run(config: RunConfig, n: int = 64) -> list[RewardStats]:
-    """Every reward on synthetic completions of the first ``n`` training rows."""
-    train, _ = load_raw(config.data)
-    functions, stats = _resolved(config)
-    for row in train.select(range(min(n, len(train)))).to_list():
+def on_rows(functions, specs, rows: list[dict[str, Any]]) -> list[RewardStats]:
+    """The rewards (resolved from ``specs``) on synthetic completions of ``rows``, which carry their ``prompt``.
+    ``grpo train`` hands over the rewards and training rows it built, so the check is of what will train."""
+    stats = _stats(functions, specs)
+    for row in rows:
         reference = parse_reference(row["answer"])
         if reference is None:
             continue
         texts, truths = synthetic_group(reference)
-        _score_group(functions, stats, config, row, texts, [len(t.split()) for t in texts], truths)
+        _score_group(functions, stats, row, texts, [len(t.split()) for t in texts], truths)
     return stats
+
+
+def run(config: RunConfig, n: int = 64) -> list[RewardStats]:
+    """``grpo rewards check``: every reward on synthetic completions of the first ``n`` training rows, read without
+    a model (the prompt is the chat messages, untokenized)."""
+    train, _ = load_raw(config.data)
+    rows = [row | {"prompt": build_messages(config.data.system_prompt, row["question"])}
+            for row in train.select(range(min(n, len(train)))).to_list()]
+    functions, _ = rewards.resolve(config.rewards, config.reward_context())
+    return on_rows(functions, config.rewards, rows)
 
 
 def run_on_model(config: RunConfig, model, tokenizer, n: int, batch_size: int = 32) -> list[RewardStats]:
@@ -128,9 +132,10 @@ def run_on_model(config: RunConfig, model, tokenizer, n: int, batch_size: int = 
                             temperature=config.train.temperature, top_p=config.train.top_p,
                             num_samples=config.train.num_generations, seed=config.run.seed)
     groups = generate(model, tokenizer, [row["prompt"] for row in rows], params, batch_size, "rollouts")
-    functions, stats = _resolved(config)
+    functions, _ = rewards.resolve(config.rewards, config.reward_context())
+    stats = _stats(functions, config.rewards)
     for row, group in zip(rows, groups):
-        _score_group(functions, stats, config, row, [c.text for c in group], [c.num_tokens for c in group])
+        _score_group(functions, stats, row, [c.text for c in group], [c.num_tokens for c in group])
     return stats
 
 

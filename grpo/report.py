@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from grpo.metrics import wilson_interval
 
 ROWS = (
     ("accuracy", "greedy accuracy", "percent"),
@@ -14,24 +13,18 @@ ROWS = (
 )
 
 
-def _cell(value: Any, style: str) -> str:
+def _cell(value: Any, style: str, ci: list[float] | None = None) -> str:
     if value is None:
         return "n/a"
-    return f"{100 * value:.1f}%" if style == "percent" else f"{value:.1f}"
-
-
-def _accuracy_cell(summary: dict[str, Any]) -> str:
-    """Accuracy with its Wilson 95% interval: whether before and after differ is read from the intervals."""
-    accuracy, samples = summary.get("accuracy"), summary.get("samples")
-    if accuracy is None or not samples:
-        return _cell(accuracy, "percent")
-    low, high = wilson_interval(round(accuracy * samples), samples)
-    return f"{100 * accuracy:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+    if style != "percent":
+        return f"{value:.1f}"
+    return f"{100 * value:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
 
 
 def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> str:
-    """Before/after on the same held-out problems; accuracy with its 95% interval, changes in percentage points."""
-    lines = [f"held-out problems: {before['samples']}", "",
+    """Before/after on the same held-out problems (summaries of :func:`grpo.evaluate.summarize`): rates with their
+    95% intervals, the change in percentage points."""
+    lines = [f"held-out problems: {before['samples']}; 95% intervals in brackets", "",
              "| metric | before | after | change |", "|---|---:|---:|---:|"]
     for key, label, style in ROWS:
         old, new = before.get(key), after.get(key)
@@ -43,9 +36,6 @@ def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> str:
             change = f"{100 * (new - old):+.1f} pp"
         else:
             change = f"{new - old:+.1f}"
-        if key == "accuracy":
-            cells = _accuracy_cell(before), _accuracy_cell(after)
-        else:
-            cells = _cell(old, style), _cell(new, style)
+        cells = [_cell(summary.get(key), style, summary.get(f"{key}_ci95")) for summary in (before, after)]
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {change} |")
     return "\n".join(lines)

@@ -202,3 +202,39 @@ def replace_dir(staging: Path, final: Path) -> None:
     os.replace(staging, final)
     if old is not None:
         shutil.rmtree(old)
+
+
+# --------------------------------------------------------------------------------- layout, and who may write it
+# Every file and folder of a run directory besides config.yaml and environment.json (above); other modules import
+# the names from here, so that the layout lives in one place.
+ADAPTER_DIR = "adapter"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+GRPO_ARGS_FILE = "grpo_args.json"
+TENSORBOARD_DIR = "tensorboard"
+EVAL_SAMPLES_DIR = "eval_samples"  # per-problem outputs of the periodic held-out evals, one file per step
+COMPLETIONS_FILE = "completions.jsonl"
+BEFORE_AFTER_JSON = "before_after.json"
+BEFORE_AFTER_MD = "before_after.md"
+EVAL_AFTER_SAMPLES = "eval_after_samples.jsonl"
+MODEL_CARD = "README.md"
+
+
+def create_once(run_dir: Path, config: RunConfig, environment: dict[str, Any], *, overwrite: bool) -> None:
+    """:func:`create` under ``accelerate launch``: every process calls it, the main process alone creates (or, with
+    --overwrite, deletes and recreates) the directory. The barrier before means no process is still checking the
+    old directory while it is deleted; the one after, that none writes into it before it exists."""
+    from grpo import distributed
+
+    distributed.wait_for_everyone()
+    if distributed.is_main_process():
+        create(run_dir, config, environment, overwrite=overwrite)
+    distributed.wait_for_everyone()
+
+
+def write_on_main(path: Path, text: str) -> None:
+    """:func:`write_atomic` from the main process only (every process holds the same text)."""
+    from grpo import distributed
+
+    if distributed.is_main_process():
+        write_atomic(path, text)

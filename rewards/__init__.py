@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from rewards import format, math, shaping  # noqa: F401  (importing registers the built-ins)
 from rewards.gating import GatedOnCorrect
-from rewards.policy import GuardedReward, RewardContractError, RewardError
+from rewards.policy import GuardedReward, RewardContractError, RewardError, trl_keywords
 from rewards.registry import (
     RewardSpecError,
     available,
@@ -26,7 +26,7 @@ from rewards.registry import (
 
 __all__ = [
     "GatedOnCorrect", "GuardedReward", "RewardContractError", "RewardError", "RewardSpecError", "available", "build",
-    "check_signature", "entry", "get", "kind_of", "register", "resolve",
+    "check_signature", "entry", "get", "kind_of", "register", "resolve", "trl_keywords",
 ]
 
 

@@ -17,6 +17,26 @@ from typing import Any, Callable, Literal
 _BATCH_KEYWORDS = ("trainer_state", "log_extra", "log_metric", "environments")
 
 
+def _discard(*args: Any, **kwargs: Any) -> None:
+    """``log_extra`` / ``log_metric`` outside training: accepted, kept nowhere."""
+
+
+def trl_keywords(row: dict[str, Any], completion_ids: list[list[int]], trainer_state: Any = None) -> dict[str, Any]:
+    """The keyword arguments TRL's GRPOTrainer passes a reward for one group of completions of ``row`` (its
+    ``_calculate_rewards``): every dataset column except prompt/completion/completion_ids, repeated per completion;
+    ``prompts``; ``completion_ids``; and the per-batch ``trainer_state``, ``log_extra`` and ``log_metric``.
+    Evaluation and the preflight call rewards through this, so a reward sees outside training what it sees in it."""
+    if trainer_state is None:
+        from transformers import TrainerState
+
+        trainer_state = TrainerState()
+    size = len(completion_ids)
+    skipped = ("prompt", "completion", "completion_ids")
+    columns = {key: [value] * size for key, value in row.items() if key not in skipped}
+    return columns | {"prompts": [row["prompt"]] * size, "completion_ids": completion_ids,
+                      "trainer_state": trainer_state, "log_extra": _discard, "log_metric": _discard}
+
+
 class RewardError(RuntimeError):
     """A reward raised on a sample, or broke the contract."""
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from grpo.cli import main
+from grpo.config import load_config
 
 QUICKSTART = str(Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml")
 
@@ -40,7 +41,8 @@ def test_rewards_check_scores_real_rollouts_of_a_model(capsys, tiny_model_dir):
             "--model-rows", "2"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert f"on 8 sampled completions per row from {tiny_model_dir} (2 rows, temperature 0.4):" in out
+    temperature = load_config(QUICKSTART).train.temperature  # sampled as training samples
+    assert f"on 8 sampled completions per row from {tiny_model_dir} (2 rows, temperature {temperature}):" in out
     real_table = out.split("sampled completions per row")[1]
     # a random model never states the answer: every group is flat for the correctness reward
     assert "math_correctness  correctness  ok        0%    0.000  100%" in real_table

@@ -49,8 +49,8 @@ def test_defaults_without_file_are_valid():
         ("model:\n  backend: tpu\n", [], "model.backend: Input should be 'auto', 'hf' or 'unsloth'"),
         # num_generations must divide the generation batch; the allowed values are listed
         ("train:\n  per_device_train_batch_size: 8\n  num_generations: 3\n", [],
-         "train.num_generations: 3 must divide the generation batch per_device_train_batch_size x "
-         "gradient_accumulation_steps = 8; allowed: 2, 4, 8"),
+         "train.num_generations: 3 must divide the generation batch per_device_train_batch_size x processes x "
+         "gradient_accumulation_steps = 8 x 1 x 1 = 8; allowed: 2, 4, 8"),
         # GRPO needs at least two generations to form a group
         ("train:\n  num_generations: 1\n", [], "train.num_generations: Input should be greater than or equal to 2"),
         # a missing data file
@@ -123,3 +123,28 @@ def test_cli_resume_needs_a_run(tmp_path, capsys):
     config = write(tmp_path, f"run:\n  name: fresh\n  output_dir: {tmp_path / 'runs'}\n")
     assert main(["train", str(config), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_batch_check_uses_the_global_batch_of_every_launched_process(monkeypatch):
+    """TRL's GRPOConfig counts per_device x processes x steps_per_generation: 2 processes x 3 per device = 6 is
+    split into groups of 6 even though 3 alone is not."""
+    overrides = ["train.per_device_train_batch_size=3", "train.num_generations=6"]
+    with pytest.raises(ConfigError, match="3 x 1 x 1 = 3"):
+        load_config(None, overrides)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert load_config(None, overrides).train.num_generations == 6
+
+
+def test_batch_check_follows_trl_steps_per_generation_and_generation_batch_size():
+    base = ["train.per_device_train_batch_size=4", "train.num_generations=8"]
+    assert load_config(None, base + ["train.trl.steps_per_generation=2"])
+    with pytest.raises(ConfigError, match="train.trl.steps_per_generation = 4 x 1 x 3 = 12"):
+        load_config(None, base + ["train.trl.steps_per_generation=3"])
+    with pytest.raises(ConfigError, match="train.trl.generation_batch_size = 12"):
+        load_config(None, base + ["train.trl.generation_batch_size=12"])
+
+
+def test_dynamic_sampling_is_refused_under_several_processes(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="train.dynamic_sampling.enabled: runs in a single process only"):
+        load_config(None, ["train.dynamic_sampling.enabled=true"])

@@ -7,7 +7,7 @@ import pytest
 from grpo.config import load_config
 from grpo.curriculum import ramp_order, solution_steps
 from grpo.data import load_splits
-from grpo.train import build_grpo_args, planned_prompts
+from grpo.trl_args import build_grpo_args, planned_prompts
 
 
 @pytest.mark.parametrize("answer, steps", [
@@ -41,10 +41,19 @@ def test_synthetic_curriculum_puts_fewer_operations_first(tiny_model_dir):
     train = load_splits(config.data, load_tokenizer(str(tiny_model_dir)), planned_prompts=30).train
     operations = train["operations"]
     assert operations[:30] == sorted(operations[:30]) and set(operations[:30]) == {1, 2, 3}
-    assert build_grpo_args(config, tiny_model_dir, [1.0], "float32").shuffle_dataset is False
+    assert build_grpo_args(config, tiny_model_dir, [1.0]).shuffle_dataset is False
 
 
-def test_planned_prompts_counts_prompts_per_step():
+def test_planned_prompts_counts_prompts_per_step(tmp_path):
     config = load_config(None, ["train.max_steps=10", "train.per_device_train_batch_size=8",
                                 "train.gradient_accumulation_steps=2", "train.num_generations=4"])
-    assert planned_prompts(config) == 40
+    assert planned_prompts(build_grpo_args(config, tmp_path, [1.0, 1.0])) == 40
+
+
+def test_planned_prompts_counts_reused_generations_once(tmp_path):
+    """Each generation of 4 prompts serves 2 micro-batches x 2 iterations: an optimizer step of 2 micro-batches
+    takes half a generation."""
+    config = load_config(None, ["train.max_steps=10", "train.per_device_train_batch_size=8",
+                                "train.gradient_accumulation_steps=2", "train.num_generations=4",
+                                "train.num_iterations=2"])
+    assert planned_prompts(build_grpo_args(config, tmp_path, [1.0, 1.0])) == 20

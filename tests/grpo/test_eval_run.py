@@ -144,3 +144,12 @@ def test_compare_table_is_aligned_and_json_on_request(tmp_path, capsys):
     assert main(["eval", "--compare", a, b, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["pass@1_a"] == 0.5 and result["pass@1_b"] == 0.75 and result["problems"] == 4
+
+
+def test_eval_does_not_import_the_trainer():
+    """`grpo eval` reads run directories through grpo.rundir's layout, not through grpo.train (and TRL's trainer)."""
+    import subprocess
+    import sys
+
+    code = "import sys, grpo.eval_run; sys.exit('grpo.train' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=300).returncode == 0

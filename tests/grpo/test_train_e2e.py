@@ -161,7 +161,7 @@ def test_overwrite_replaces_a_grpo_run_and_keeps_it_when_the_new_run_fails(train
     def fail(*args, **kwargs):
         raise RuntimeError("model failed to load")
 
-    monkeypatch.setattr(train_module, "_build_trainer", fail)
+    monkeypatch.setattr(train_module, "load", fail)
     assert main(["train", str(config), "--overwrite"]) == 1
     assert "model failed to load" in capsys.readouterr().err
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before

@@ -67,3 +67,19 @@ def test_guarded_reward_is_picklable_and_keeps_its_name():
     guarded = pickle.loads(pickle.dumps(GuardedReward(fails_on_bad, "custom_name", "none")))
     assert guarded.__name__ == "custom_name"
     assert guarded(["ok"]) == [1.0]
+
+
+def test_trl_keywords_are_what_grpo_trainer_passes():
+    """GRPOTrainer._calculate_rewards: every column but prompt/completion/completion_ids, repeated per completion,
+    plus prompts, completion_ids and the per-batch trainer_state, log_extra, log_metric."""
+    from transformers import TrainerState
+
+    from rewards.policy import trl_keywords
+
+    row = {"prompt": [{"role": "user", "content": "1+1?"}], "answer": "2", "id": "a", "completion": "x"}
+    keywords = trl_keywords(row, [[0, 0], [0]])
+    assert keywords["answer"] == ["2", "2"] and keywords["id"] == ["a", "a"]
+    assert keywords["prompts"] == [row["prompt"]] * 2 and keywords["completion_ids"] == [[0, 0], [0]]
+    assert "prompt" not in keywords and "completion" not in keywords
+    assert isinstance(keywords["trainer_state"], TrainerState)
+    assert keywords["log_extra"]("column", [1, 2]) is None and keywords["log_metric"]("name", 1.0) is None
