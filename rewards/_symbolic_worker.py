@@ -1,0 +1,46 @@
+"""Child process of :mod:`rewards.symbolic`: reads ``{"gold", "pred"}`` JSON lines, writes ``{"equal"}`` lines.
+
+Runs math-verify on its own main thread, so math-verify's signal-based timeouts work here as a second line; the
+parent's deadline and kill are the bound that counts. Both answers arrive already extracted by
+:mod:`rewards.math` and are parsed as ``$answer$`` (LaTeX first, then plain expressions), with the gold's parse
+cached because one gold is compared with a whole group of completions.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+
+
+def main() -> None:
+    logging.disable(logging.CRITICAL)  # math-verify logs every parse failure and timeout warning
+    from math_verify import parse, verify
+
+    @functools.lru_cache(maxsize=4096)
+    def parsed(answer: str) -> list:
+        return parse(f"${answer}$", parsing_timeout=2)
+
+    def equal(gold: str, pred: str) -> bool | None:
+        gold_parsed, pred_parsed = parsed(gold), parsed(pred)
+        if not gold_parsed or not pred_parsed:
+            return None  # one side is not maths math-verify can read: no opinion
+        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=2))
+
+    equal("\\frac{1}{2}", "0.5")  # warm sympy and the LaTeX parser before saying ready
+    out = sys.stdout
+    out.write('{"ready": true}\n')
+    out.flush()
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+            verdict = equal(str(request["gold"]), str(request["pred"]))
+        except Exception:  # noqa: BLE001 - any failure inside sympy is "undecided", reported as null
+            verdict = None
+        out.write(json.dumps({"equal": verdict}) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()
