@@ -131,17 +131,40 @@ def _from_answer_tag(text: str) -> str | None:
     return _from_markers(content) or _candidate(content)
 
 
-def _from_boxed(text: str, hedge: bool = True) -> tuple[int, str] | None:
-    position = len(text)
-    for _ in range(_OCCURRENCES_TRIED):
+_BOX_JOINER = re.compile(r"(?:\s|[,;$]|\\[()\[\]]|\\q?quad|\\text\{[^{}]{0,30}\}|and|\\!)*")
+
+
+def _boxes(text: str) -> list[tuple[int, int, str]]:
+    """The last few closed boxes as (start, end, content), last first."""
+    found, position = [], len(text)
+    while len(found) < _OCCURRENCES_TRIED:
         position = max(text.rfind("\\boxed", 0, position), text.rfind("\\fbox", 0, position))
         if position < 0:
-            return None
-        content = _braced_after(text, position + (6 if text.startswith("\\boxed", position) else 5))
+            break
+        opening = position + (6 if text.startswith("\\boxed", position) else 5)
+        content = _braced_after(text, opening)
         if content is not None:
-            found = _candidate(content, hedge)
-            if found is not None:
-                return position, found
+            end = text.index("{", opening) + len(content) + 2
+            found.append((position, end, content))
+    return found
+
+
+def _from_boxed(text: str, hedge: bool = True) -> tuple[int, str] | None:
+    """The last box's answer; boxes joined only by "and", commas or spacing (``\\boxed{1}, \\boxed{2}``) are one
+    answer, a list."""
+    boxes = _boxes(text)
+    for index, (start, _, content) in enumerate(boxes):
+        contents = [content]
+        for previous_start, previous_end, previous in boxes[index + 1 :]:
+            gap = text[previous_end:start]
+            listed = (len(gap) <= 40 and re.search(r"\band\b|,", gap) and not re.search(r"[\d\n=]|\.\s", gap))
+            if not (_BOX_JOINER.fullmatch(gap) or listed):  # "\boxed{1} papers and \boxed{2} bins" is a list
+                break
+            contents.insert(0, previous)
+            start = previous_start
+        found = _candidate(", ".join(contents) if len(contents) > 1 else content, hedge)
+        if found is not None:
+            return boxes[index][0], found
     return None
 
 
@@ -198,28 +221,38 @@ def _sentence_after(text: str, start: int) -> str:
         if closing > 0:
             return rest[: closing + 2]
     rest = rest.split("\n", 1)[0]
-    stop = re.search(r"\.(?:\s|$)|[!?]|;(?![^$]*\$)", rest)  # a period that ends a sentence, not the one in 3.5
+    stop = re.search(r"\.(?:\s|$)|(?<!\\)[!?]|;(?![^$]*\$)", rest)  # a period that ends a sentence, not the one in 3.5
     return rest[: stop.start()] if stop else rest
 
 
 def _last_number(text: str) -> str | None:
     """The last-number fallback: the last number of the text, unless it is ambiguous (then None).
 
-    A restatement after the answer ("160 minutes, which is 2 hours and 40") points back to the number before it,
+    A restatement in compound units after the answer ("160 minutes, which is 2 hours and 40") points back to the
+    number before it, the last formula (``$x \\lt 3$``) is taken whole when no number follows it,
     and a number that is an exponent (``2^3``, ``1e9``) is not an answer on its own.
     """
+    spans = list(_MATH_SPAN.finditer(text))
+    if spans and not any(char.isdigit() for char in text[spans[-1].end():]):
+        content = next(g for g in spans[-1].groups() if g is not None)
+        if not _is_prose(_clean_latex(content)):  # "... we find $x \lt 3$." - the last formula is the answer
+            return _candidate(content)
+        if spans[-1].group(0) == text.strip():  # the completion is one formula, in words: a text answer
+            return _candidate(content) or normalize_text_answer(content) or None
     cleaned = _clean_latex(text)
     last = None
     for last in _NUMBER_EXPR.finditer(cleaned):
         pass
     if last is None:
         return None
+    if last.start() > 0 and cleaned[last.start() - 1].isalpha():
+        return None  # "AZYUK2A": a digit inside a word is not an answer
     sentence_start = max(cleaned.rfind(". ", 0, last.start()), cleaned.rfind("\n", 0, last.start()), 0)
     sentence = cleaned[sentence_start : last.end()]
     restated = None
     for restated in _RESTATEMENT.finditer(sentence):
         pass
-    if restated is not None:
+    if restated is not None and len(_NUMBER_EXPR.findall(sentence[restated.end():])) >= 2:
         before = None
         for before in _NUMBER_EXPR.finditer(sentence[: restated.start()]):
             pass
@@ -237,8 +270,9 @@ def _candidate(snippet: str, hedge: bool = True) -> str | None:
     A symbolic answer is never reduced to a number inside it. ``x = 5`` and ``5 + 3 = 8`` give the number after
     the last ``=``; an equation with unknowns on its left (``y = 2x + 3``) is kept whole.
     """
-    spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(snippet.replace("\\$", ""))]
-    if spans:
+    unescaped = snippet.replace("\\$", "")
+    spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(unescaped)]
+    if spans and not any(char.isdigit() for char in _MATH_SPAN.sub(" ", unescaped)):
         snippet = ", ".join(dict.fromkeys(span.strip() for span in spans if span.strip()))
     cleaned = re.sub(r"\s+", " ", _clean_latex(snippet)).strip(" \t\n.,;:!?'\"`")
     if not cleaned:
@@ -247,16 +281,17 @@ def _candidate(snippet: str, hedge: bool = True) -> str | None:
         left, right = re.split(r"\s*,?\s*\bor\b\s*", cleaned, maxsplit=1, flags=re.IGNORECASE)
         if left and right and normalize_text_answer(left) != normalize_text_answer(right):
             return HEDGE + cleaned[:200]
-    if "=" in cleaned:
-        left, right = cleaned.rsplit("=", 1)
-        right = right.strip()
-        previous = left.rsplit("=", 1)[-1]
-        reducible = not re.search(r"[A-Za-z]", previous) or not re.search(r"[-+*/^]", previous)
-        number = _number_with_units(right)
-        if number is not None and reducible:
-            return number
-        if reducible and not _is_prose(right):
-            cleaned = right
+    if not _is_prose(cleaned) and re.search(r"\band\b", cleaned):
+        cleaned = re.sub(r"\s*,?\s*\band\b\s*", ", ", cleaned)  # "6 and 8", "x = 1 and x = 2": a list
+    if "=" in cleaned and not _RELATION.search(cleaned):
+        parts = _top_level_split(cleaned)
+        if len(parts) > 1 and all("=" in part for part in parts):  # "AB = 4, CD = 5" -> "4, 5"
+            reduced = [_equation_value(part) for part in parts]
+            if all(reduced):
+                return ", ".join(reduced)
+        value = _equation_value(cleaned)
+        if value is not None:
+            return value
     number = _number_with_units(cleaned)
     if number is not None:
         return number
@@ -269,6 +304,34 @@ def _candidate(snippet: str, hedge: bool = True) -> str | None:
             return _number_with_units(lead) or lead
         return _from_prose(cleaned)
     return _leading_maths(cleaned) or None
+
+
+_RELATION = re.compile(r"[<>]|!=|\\(?:le|ge|leq|geq|neq|ne|lt|gt|in|approx|subset)\b")
+
+
+def _equation_value(text: str) -> str | None:
+    """``x = 5`` / ``5 + 3 = 8`` -> the number after the last ``=``; None when that side is not a plain number
+    or the left side is an expression in unknowns (``x + y = 5`` is an equation, kept whole by the caller)."""
+    left, right = text.rsplit("=", 1)
+    previous = left.rsplit("=", 1)[-1]
+    if re.search(r"[A-Za-z]", previous) and re.search(r"[-+*/^]", previous):
+        return None
+    return _number_with_units(right.strip())
+
+
+def _top_level_split(text: str) -> list[str]:
+    """``text`` split at commas outside brackets (bounded: the text is a marker's snippet)."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index].strip())
+            start = index + 1
+    parts.append(text[start:].strip())
+    return [part for part in parts if part]
 
 
 def _number_with_units(text: str) -> str | None:
@@ -311,6 +374,7 @@ def _word_number(text: str) -> str | None:
 
 def _is_prose(text: str) -> bool:
     """Text with two or more ordinary words (not LaTeX commands, not unit-free maths like ``2x + 5``)."""
+    text = re.sub(r"\\(?:begin|end)\s*\{\w*\*?\}", " ", text)  # matrix environments are maths
     return len(re.findall(r"(?<![\\A-Za-z])[A-Za-z]{3,}\b", re.sub(r"\\[A-Za-z]+", " ", text))) >= 2
 
 
@@ -342,10 +406,11 @@ def _leading_maths(text: str) -> str:
 
 def _clean_latex(text: str) -> str:
     text = _LATEX_WRAPPERS.sub(r"\1", text)
+    text = re.sub(r"(?<=\d),\s*\\!\s*(?=\d)", ",", text)  # 11,\! 111 (MATH's thousands separator)
     text = _POWER_STARS.sub("^", text)
     text = _SCIENTIFIC.sub(r"\1\\cdot10^{\2}", text)
     for old, new in (("\\$", ""), ("$", ""), ("\\%", "%"), ("\\left", ""), ("\\right", ""), ("\\!", ""),
-                     ("{,}", ","), ("\\,", ""), ("\\;", " "), ("\\ ", " "), ("\\displaystyle", ""),
+                     ("{,}", ","), ("\\,", ""), ("\\;", " "), ("\\ ", " "), ("\\displaystyle", ""), ("\\qquad", " "), ("\\quad", " "),
                      ("^\\circ", ""), ("^{\\circ}", ""), ("°", ""), ("−", "-"), ("**", ""), ("\\dfrac", "\\frac"),
                      ("\\tfrac", "\\frac"), ("\\cdot", "*"), ("\\times", "*")):
         text = text.replace(old, new)
@@ -427,6 +492,13 @@ def normalize_text_answer(text: str) -> str:
     return re.sub(r"\s+", " ", _clean_latex(text)).strip(" \t\n.,;:!?'\"()[]{}*`").lower()
 
 
+def _same_text(first: str, second: str) -> bool:
+    """Equal as written up to case, spacing and a final period (brackets kept: ``(0,9)`` is not ``[0,9)``)."""
+    def plain(text: str) -> str:
+        return re.sub(r"\s+", "", _clean_latex(text)).rstrip(".").lower()
+    return plain(first) == plain(second)
+
+
 def _is_text(answer: str) -> bool:
     """An answer in words only ("yes", "Monday", "(A)"): compared as text, never handed to the symbolic verifier."""
     return re.fullmatch(r"[A-Za-z][A-Za-z '\-]*", normalize_text_answer(answer)) is not None and (
@@ -448,11 +520,11 @@ def judge(predicted: str | None, reference: str | None, symbolic_timeout_s: floa
     predicted_number, reference_number = parse_number(predicted), parse_number(reference)
     if predicted_number is not None and reference_number is not None:
         return numbers_match(predicted_number, reference_number)
-    if normalize_text_answer(predicted) == normalize_text_answer(reference):
+    if _same_text(predicted, reference):
         return True
     predicted_text, reference_text = _is_text(predicted), _is_text(reference)
-    if predicted_text and reference_text:
-        return False  # "yes" vs "no"
+    if predicted_text and reference_text:  # "yes" vs "no"; "(C)" is "C"
+        return normalize_text_answer(predicted) == normalize_text_answer(reference)
     if (predicted_text and reference_number is not None) or (reference_text and predicted_number is not None):
         return False  # a number never equals a word
     if not use_symbolic:
@@ -483,7 +555,10 @@ def parse_reference(reference: Any) -> str | None:
         found = _from_hashes(text, hedge=False)
         return found[1] if found else None
     found = _from_boxed(text, hedge=False)  # a MATH-style solution ending in \boxed{...}
-    return found[1] if found else _candidate(text, hedge=False)
+    if found:
+        return found[1]
+    # a bare answer; one in words ("The midpoints form a regular hexagon") is compared as text
+    return _candidate(text, hedge=False) or (normalize_text_answer(text) or None if len(text) <= 200 else None)
 
 
 # ------------------------------------------------------------------------------------------------- the reward
