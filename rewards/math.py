@@ -274,7 +274,7 @@ def _candidate(snippet: str, hedge: bool = True) -> str | None:
     spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(unescaped)]
     if spans and not any(char.isdigit() for char in _MATH_SPAN.sub(" ", unescaped)):
         snippet = ", ".join(dict.fromkeys(span.strip() for span in spans if span.strip()))
-    cleaned = re.sub(r"\s+", " ", _clean_latex(snippet)).strip(" \t\n.,;:!?'\"`")
+    cleaned = re.sub(r"\s+", " ", _clean_latex(snippet)).strip(" \t\n,;:!?'\"`").rstrip(".").strip()
     if not cleaned:
         return None
     if hedge and _HEDGE.search(cleaned[:200]):
@@ -407,10 +407,11 @@ def _leading_maths(text: str) -> str:
 def _clean_latex(text: str) -> str:
     text = _LATEX_WRAPPERS.sub(r"\1", text)
     text = re.sub(r"(?<=\d),\s*\\!\s*(?=\d)", ",", text)  # 11,\! 111 (MATH's thousands separator)
+    text = re.sub(r"(?<!\\)\\ ", " ", text)  # "\ " is a space; "\\ " (a matrix row break) is kept
     text = _POWER_STARS.sub("^", text)
     text = _SCIENTIFIC.sub(r"\1\\cdot10^{\2}", text)
     for old, new in (("\\$", ""), ("$", ""), ("\\%", "%"), ("\\left", ""), ("\\right", ""), ("\\!", ""),
-                     ("{,}", ","), ("\\,", ""), ("\\;", " "), ("\\ ", " "), ("\\displaystyle", ""), ("\\qquad", " "), ("\\quad", " "),
+                     ("{,}", ","), ("\\,", ""), ("\\;", " "), ("\\displaystyle", ""), ("\\qquad", " "), ("\\quad", " "),
                      ("^\\circ", ""), ("^{\\circ}", ""), ("°", ""), ("−", "-"), ("**", ""), ("\\dfrac", "\\frac"),
                      ("\\tfrac", "\\frac"), ("\\cdot", "*"), ("\\times", "*")):
         text = text.replace(old, new)

@@ -28,7 +28,9 @@ import time
 import weakref
 from importlib.util import find_spec
 
-DEFAULT_TIMEOUT_S = 1.0  # per comparison, after the worker is up; dataset answers take 1-60 ms (docs/rewards.md)
+# Per comparison, after the worker is up. Dataset answers take 1-200 ms (docs/rewards.md); the margin is for a busy
+# machine. Hostile text never waits this long: too_hostile() refuses it before any process is involved.
+DEFAULT_TIMEOUT_S = 3.0
 STARTUP_TIMEOUT_S = 60.0  # importing sympy and math-verify on a busy 2-core machine
 MAX_ANSWER_CHARS = 400  # MATH's longest boxed answers are ~150 characters
 MAX_BRACE_DEPTH = 12

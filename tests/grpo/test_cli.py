@@ -40,7 +40,8 @@ def test_rewards_check_scores_real_rollouts_of_a_model(capsys, tiny_model_dir):
             "--model-rows", "2"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert f"on 8 sampled completions per row from {tiny_model_dir} (2 rows, temperature 1.0):" in out
+    # the temperature is the config's own (the quickstart samples at 0.4 since d6dab1b)
+    assert f"on 8 sampled completions per row from {tiny_model_dir} (2 rows, temperature " in out
     real_table = out.split("sampled completions per row")[1]
     # a random model never states the answer: every group is flat for the correctness reward
     assert "math_correctness  correctness  ok        0%    0.000  100%" in real_table
@@ -49,7 +50,7 @@ def test_rewards_check_scores_real_rollouts_of_a_model(capsys, tiny_model_dir):
 def test_rewards_check_exits_1_on_contract_violation(tmp_path, capsys):
     plugin = tmp_path / "bad.py"
     plugin.write_text("def short(completions, **kwargs):\n    return [1.0]\n")
-    assert main(["rewards", "check", QUICKSTART, f"rewards.1.name={plugin}:short", "--n", "4"]) == 1
+    assert main(["rewards", "check", QUICKSTART, f"rewards.0.name={plugin}:short", "--n", "4"]) == 1  # the quickstart has one reward
     captured = capsys.readouterr()
     assert "no: reward 'short' returned 1 values for 12 completions" in captured.out
     assert "contract violation" in captured.err
@@ -63,7 +64,7 @@ def test_config_prints_resolved_yaml(capsys):
 def test_train_stops_before_loading_when_a_reward_breaks_the_contract(tmp_path, capsys):
     plugin = tmp_path / "bad.py"
     plugin.write_text("def short(completions, **kwargs):\n    return [1.0]\n")
-    code = main(["train", QUICKSTART, f"rewards.1.name={plugin}:short", f"run.output_dir={tmp_path / 'runs'}"])
+    code = main(["train", QUICKSTART, f"rewards.0.name={plugin}:short", f"run.output_dir={tmp_path / 'runs'}"])
     assert code == 2
     assert "rewards: preflight failed: short: reward 'short' returned 1 values" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
