@@ -1,7 +1,8 @@
 """Child process of :mod:`rewards.symbolic`: reads ``{"gold", "pred"}`` JSON lines, writes ``{"equal"}`` lines.
 
-Runs math-verify on its own main thread, so math-verify's signal-based timeouts work here as a second line; the
-parent's deadline and kill are the bound that counts. Both answers arrive already extracted by
+math-verify's own signal-based timeouts are switched off here: on a timeout it answers False ("not equal"), which
+would turn "too slow to decide" into a wrong verdict. The parent's deadline and kill are the bound, and a kill is
+None (undecided). Both answers arrive already extracted by
 :mod:`rewards.math` and are parsed as ``$answer$`` (LaTeX first, then plain expressions), with the gold's parse
 cached because one gold is compared with a whole group of completions.
 """
@@ -20,13 +21,13 @@ def main() -> None:
 
     @functools.lru_cache(maxsize=4096)
     def parsed(answer: str) -> list:
-        return parse(f"${answer}$", parsing_timeout=2)
+        return parse(f"${answer}$", parsing_timeout=None)
 
     def equal(gold: str, pred: str) -> bool | None:
         gold_parsed, pred_parsed = parsed(gold), parsed(pred)
         if not gold_parsed or not pred_parsed:
             return None  # one side is not maths math-verify can read: no opinion
-        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=2))
+        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
     equal("\\frac{1}{2}", "0.5")  # warm sympy and the LaTeX parser before saying ready
     out = sys.stdout

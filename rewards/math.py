@@ -274,7 +274,7 @@ def _candidate(snippet: str, hedge: bool = True) -> str | None:
     spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(unescaped)]
     if spans and not any(char.isdigit() for char in _MATH_SPAN.sub(" ", unescaped)):
         snippet = ", ".join(dict.fromkeys(span.strip() for span in spans if span.strip()))
-    cleaned = re.sub(r"\s+", " ", _clean_latex(snippet)).strip(" \t\n,;:!?'\"`").rstrip(".").strip()
+    cleaned = re.sub(r"\s+", " ", _clean_latex(snippet)).strip(" \t\n,;:?'\"`").rstrip(".").strip()
     if not cleaned:
         return None
     if hedge and _HEDGE.search(cleaned[:200]):

@@ -35,7 +35,9 @@ STARTUP_TIMEOUT_S = 60.0  # importing sympy and math-verify on a busy 2-core mac
 MAX_ANSWER_CHARS = 400  # MATH's longest boxed answers are ~150 characters
 MAX_BRACE_DEPTH = 12
 MAX_COMMANDS = 40  # backslash commands in one answer (\frac chains)
-_HUGE_EXPONENT = re.compile(r"(?:\^|\*\*)\s*\{?\s*[-+]?\s*\d{4,}|\d[eE][-+]?\d{4,}|\d{7,}\s*!|!\s*!")
+# exponents of 4+ digits, power towers (an exponent that has its own exponent), big factorials, 1e9999
+_HUGE_EXPONENT = re.compile(r"(?:\^|\*\*)\s*\{?\s*[-+]?\s*\d{4,}|\^\s*\{[^{}]*\^|\^\s*\w+\s*\^|\d[eE][-+]?\d{4,}"
+                            r"|\d{4,}\s*!|!\s*!")
 _LONG_DIGITS = re.compile(r"\d{61,}")
 
 WORKER_ARGV = [sys.executable, "-m", "rewards._symbolic_worker"]
