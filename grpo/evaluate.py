@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import rewards
-from rewards.math import MathCorrectness, answers_match, extract_answer, parse_reference
+from rewards.math import MathCorrectness, extract_answer, judge, parse_reference
 from grpo.generation import Completion, SamplingParams, generate
 
 
@@ -48,7 +48,7 @@ class SampleResult:
     sample: int
     completion: str
     extracted: str | None
-    correct: bool | None  # None when the reference cannot be parsed
+    correct: bool | None  # None when the reference cannot be parsed or the verifier cannot decide
     num_tokens: int
     truncated: bool
     rewards: dict[str, float | None] = field(default_factory=dict)
@@ -73,7 +73,8 @@ def score(rows: list[dict[str, Any]], completions: list[list[Completion]], score
             extracted = extract_answer(completion.text, scorer.verifier.fallback_last_number)
             results.append(SampleResult(
                 id=str(row["id"]), sample=index, completion=completion.text, extracted=extracted,
-                correct=None if reference is None else answers_match(extracted, reference),
+                correct=None if reference is None else judge(extracted, reference, scorer.verifier.symbolic_timeout_s,
+                                                             scorer.verifier.symbolic),
                 num_tokens=completion.num_tokens, truncated=completion.truncated,
                 rewards={name: values[index] for name, values in per_reward.items()},
             ))
@@ -89,6 +90,7 @@ def summarize(results: list[SampleResult], format_names: tuple[str, ...]) -> dic
     summary: dict[str, Any] = {
         "samples": len(results),
         "accuracy": _mean([float(r.correct) for r in judged]),
+        # references that cannot be parsed, and answers the verifier could not decide (rewards.math.judge)
         "unparseable_references": len(results) - len(judged),
         "format_compliance": _mean([
             float(all(r.rewards.get(name) == 1.0 for name in format_names)) for r in results

@@ -3,7 +3,7 @@
 math-verify's own signal-based timeouts are switched off here: on a timeout it answers False ("not equal"), which
 would turn "too slow to decide" into a wrong verdict. The parent's deadline and kill are the bound, and a kill is
 None (undecided). Both answers arrive already extracted by
-:mod:`rewards.math` and are parsed as ``$answer$`` (LaTeX first, then plain expressions), with the gold's parse
+:mod:`rewards.math` and are parsed as ``$answer$`` by math-verify's LaTeX extraction only (see ``latex_only``), with the gold's parse
 cached because one gold is compared with a whole group of completions.
 """
 
@@ -17,11 +17,16 @@ import sys
 
 def main() -> None:
     logging.disable(logging.CRITICAL)  # math-verify logs every parse failure and timeout warning
-    from math_verify import parse, verify
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    # LaTeX only: math-verify's plain-expression extraction (ExprExtractionConfig) hands the text to sympy's
+    # parse_expr, which eval()s it; the LaTeX parser (latex2sympy2, an ANTLR grammar) builds sympy objects
+    # without evaluating any text. Plain answers such as 2x+3 or (2, 5) are valid LaTeX too.
+    latex_only = [LatexExtractionConfig()]
 
     @functools.lru_cache(maxsize=4096)
     def parsed(answer: str) -> list:
-        return parse(f"${answer}$", parsing_timeout=None)
+        return parse(f"${answer}$", extraction_config=latex_only, parsing_timeout=None)
 
     def equal(gold: str, pred: str) -> bool | None:
         gold_parsed, pred_parsed = parsed(gold), parsed(pred)
