@@ -80,7 +80,10 @@ _NOT_ANSWERS = frozenset(
     "because below above given clear obvious simple straightforward as likely therefore confirmed verified "
     "indeed also still".split())
 _HEDGE = re.compile(r"[\w}).]\s*,?\s*\bor\b\s*[-+\w\\($.]", re.IGNORECASE)
-_MATH_SPAN = re.compile(r"\$\$?([^$]{1,1000}?)\$\$?|\\\((.{1,1000}?)\\\)|\\\[(.{1,1000}?)\\\]", re.DOTALL)
+# Inline/display maths. A span's content cannot hold its own opener, so a scan from one opener stops at the next:
+# linear in the text even for "\\(" repeated 100,000 times.
+_MATH_SPAN = re.compile(r"\$\$?([^$]{1,1000}?)\$\$?|\\\(((?:[^\\]|\\(?![()])){1,1000}?)\\\)"
+                        r"|\\\[((?:[^\\]|\\(?![\[\]])){1,1000}?)\\\]")
 _RESTATEMENT = re.compile(r"\b(?:which|that) (?:is|equals|makes)\b|\bi\.e\.|\bor\b", re.IGNORECASE)
 
 

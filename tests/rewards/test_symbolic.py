@@ -26,6 +26,8 @@ HOSTILE = {  # the issue's list: each must be judged (as None or 0.0) quickly, w
     "huge scientific": "The answer is 1e999999999",
     "huge factorial": "\\boxed{100000!}",
     "deep sqrt": "\\boxed{" + "\\sqrt{" * 500 + "2" + "}" * 500 + "}",
+    "1e5 unclosed \\(": "\\(" * 100_000,
+    "1e5 unclosed \\[": "\\[" * 100_000,
     "5 MB line": "x" * 5_000_000 + " The answer is 41.",  # read from the 4 KB tail: 41, wrong
 }
 GOLDS = ["42", "\\frac{\\sqrt{3}}{2}"]  # a numeric and a symbolic reference
