@@ -1,31 +1,27 @@
-"""Final-answer extraction, numeric comparison, and the math correctness reward.
+"""Final-answer extraction, comparison, and the math correctness reward (docs/rewards.md has the full rules).
 
-Training and evaluation both judge answers through :func:`extract_answer` and :func:`answers_match`, so the two
-never disagree on what counts as right.
+Training and evaluation both judge answers through :func:`extract_answer` and :func:`judge`, so the two never
+disagree on what counts as right.
 
-Extraction order (the first class that is present wins; inside a class the *last* occurrence wins, because a model
-that restates its answer ends with the one it settled on):
+Extraction reads the last :data:`TAIL_CHARS` characters. Order:
 
 1. ``<answer>…</answer>`` - the tag our prompts ask for; an unclosed ``<answer>`` at the end counts to the end.
-2. ``\\boxed{…}`` / ``\\fbox{…}`` - the math convention (nested braces are matched).
-3. ``#### N`` - GSM8K's marker.
-4. an answer phrase: "the (final) answer is …", an ``Answer:`` line, or an ``A:`` line.
-5. optionally the last number in the text (``fallback_last_number``, default on).
+2. of ``\\boxed{…}``/``\\fbox{…}``, ``#### N`` and an answer phrase ("the (final) answer is …", ``Answer:``,
+   ``A:``), the one stated last: a box in the working is overridden by a final answer stated after it.
+3. with no marker, the last formula (``$…$``) when no number follows it, else the last number
+   (``fallback_last_number``, default on).
 
-Explicit markers beat the fallback because a stray number in reasoning must never override a stated answer.
-A tag outranks ``\\boxed`` because it is what the run's prompt requested, and ``\\boxed`` outranks phrases
-because it is unambiguous about where the answer starts and ends. Inside a marker's text, the part after the
-last ``=`` is taken (``5 + 3 = 8`` -> ``8``), then the first number there (``72 dollars`` -> ``72``).
+Inside a marker's text a number keeps its value and drops units; a symbolic answer is kept whole (never reduced
+to a number inside it); ``x = 5`` and ``5 + 3 = 8`` give the number after the last ``=``; two different answers
+joined by "or" come back prefixed with :data:`HEDGE` and are never right; "the answer is correct" is not an answer.
 
-Numbers compare as exact fractions after normalisation (thousands separators, currency, ``\\$``, ``\\text{}``,
-``^\\circ``, ``\\frac``/``\\dfrac``, ``a/b``, trailing ``.`` and ``.00``, unicode minus). Tolerance: a decimal with
-at least two places matches a fraction that rounds (half up) to it, so ``0.33`` matches ``1/3`` but ``0.3`` does
-not; otherwise values must be equal. ``50%`` is the number 50; it also matches ``0.5`` when exactly one side
-carries the percent sign. Non-numeric answers compare as lower-cased text with spaces and punctuation at the ends
-trimmed.
+Comparison (:func:`judge`): plain numbers as exact fractions (no subprocess; a decimal with two or more places
+matches a fraction that rounds half up to it; ``50%`` is 50, and 0.5 when exactly one side has the ``%``); text
+answers as text; everything else through math-verify in a killable child process (:mod:`rewards.symbolic`),
+``None`` when that cannot decide.
 
-Safety: nothing here evaluates model output; every scan is linear in the text length (hostile input tests in
-``tests/rewards``), and numbers longer than :data:`MAX_DIGITS` digits are treated as text.
+Safety: nothing here evaluates model output; every scan is linear in the (clipped) text length (hostile input tests
+in ``tests/rewards``), and numbers longer than :data:`MAX_DIGITS` digits are not parsed as numbers.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ import time
 import weakref
 from importlib.util import find_spec
 
-# Per comparison, after the worker is up. Dataset answers take 1-200 ms (docs/rewards.md); the margin is for a busy
-# machine. Hostile text never waits this long: too_hostile() refuses it before any process is involved.
+# Per comparison, after the worker is up. Dataset answers take milliseconds (docs/rewards.md); the margin is for a
+# busy machine. Hostile text never waits this long: too_hostile() refuses it before any process is involved.
 DEFAULT_TIMEOUT_S = 3.0
 STARTUP_TIMEOUT_S = 60.0  # importing sympy and math-verify on a busy 2-core machine
 MAX_ANSWER_CHARS = 400  # MATH's longest boxed answers are ~150 characters
