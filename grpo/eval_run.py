@@ -127,6 +127,19 @@ def _read_partial(path: Path) -> dict[str, list[dict[str, Any]]]:
     return finished
 
 
+def _pass1_by_group(judged: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """``pass@1[level=Level 5]`` (with its CI) for each value of each group column the problems carry."""
+    parts: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for records in judged.values():
+        for column, value in records[0].get("groups", {}).items():
+            parts[(column, value)].append(sum(r["correct"] for r in records) / len(records))
+    found: dict[str, Any] = {}
+    for (column, value), values in sorted(parts.items()):
+        found[f"pass@1[{column}={value}]"] = sum(values) / len(values)
+        found[f"pass@1[{column}={value}]_ci95"] = list(metrics.bootstrap_interval(values))
+    return found
+
+
 def summarize_samples(records: list[dict[str, Any]], ks: list[int], greedy: bool,
                       format_names: tuple[str, ...]) -> dict[str, Any]:
     by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -143,6 +156,7 @@ def summarize_samples(records: list[dict[str, Any]], ks: list[int], greedy: bool
         summary["accuracy_ci95"] = list(metrics.wilson_interval(correct, len(pass1)))
     summary["pass@1"] = sum(pass1) / len(pass1) if pass1 else None
     summary["pass@1_ci95"] = list(metrics.bootstrap_interval(pass1))
+    summary |= _pass1_by_group(judged)
     for k in (k for k in ks if 1 < k <= n):
         values = [metrics.pass_at_k(len(rs), sum(r["correct"] for r in rs), k) for rs in judged.values()]
         summary[f"pass@{k}"] = sum(values) / len(values)

@@ -42,6 +42,11 @@ class Scorer:
         return cls(verifier, {f.name: f for f in functions}, format_names)
 
 
+# Dataset columns that split a benchmark into parts (MATH's level and type/subject); evaluation summaries report
+# pass@1 per value of each one a dataset has (grpo.eval_run.summarize_samples).
+GROUP_COLUMNS = ("level", "type", "subject", "difficulty")
+
+
 @dataclass
 class SampleResult:
     id: str
@@ -52,6 +57,7 @@ class SampleResult:
     num_tokens: int
     truncated: bool
     rewards: dict[str, float | None] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)  # the row's GROUP_COLUMNS values
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +83,7 @@ def score(rows: list[dict[str, Any]], completions: list[list[Completion]], score
                                                              scorer.verifier.symbolic),
                 num_tokens=completion.num_tokens, truncated=completion.truncated,
                 rewards={name: values[index] for name, values in per_reward.items()},
+                groups={c: str(row[c]) for c in GROUP_COLUMNS if row.get(c) is not None},
             ))
     return results
 

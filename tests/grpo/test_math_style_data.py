@@ -38,3 +38,20 @@ def test_gold_from_answer_or_boxed_solution(column):
     golds = [row[column] for row in ROWS]
     assert reward(right, **{column: golds}) == [1.0] * len(ROWS)
     assert reward(wrong, **{column: golds}) == [0.0] * len(ROWS)
+
+
+def test_eval_summary_breaks_pass1_down_by_level_and_type():
+    from grpo.eval_run import markdown, summarize_samples
+
+    def record(pid, correct, level, kind):
+        return {"id": pid, "sample": 0, "correct": correct, "extracted": "1", "rewards": {}, "truncated": False,
+                "num_tokens": 5, "groups": {"level": level, "type": kind}}
+
+    records = [record("a", True, "Level 1", "Algebra"), record("b", False, "Level 1", "Geometry"),
+               record("c", True, "Level 5", "Algebra"), record("d", None, "Level 5", "Algebra"),  # d: undecided
+               {**record("e", True, "x", "y"), "groups": {}}]  # a row without group columns
+    summary = summarize_samples(records, [1], greedy=True, format_names=())
+    assert summary["pass@1[level=Level 1]"] == 0.5
+    assert summary["pass@1[level=Level 5]"] == 1.0  # the undecided problem is not judged
+    assert summary["pass@1[type=Algebra]"] == 1.0 and summary["pass@1[type=Geometry]"] == 0.0
+    assert "| pass@1[level=Level 1] | 50.0% [" in markdown({"run": summary})
