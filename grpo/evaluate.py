@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import rewards
-from rewards.math import MathCorrectness, answer_key, answers_match, extract_answer, parse_reference
+from rewards.math import MathCorrectness, answer_key, extract_answer, judge, parse_reference
 from grpo import metrics
 from grpo.generation import Completion, SamplingParams, generate
 
@@ -44,16 +44,22 @@ class Scorer:
         return cls(verifier, {f.name: f for f in functions}, format_names)
 
 
+# Dataset columns that split a benchmark into parts (MATH's level and type/subject); evaluation summaries report
+# pass@1 per value of each one a dataset has (summarize).
+GROUP_COLUMNS = ("level", "type", "subject", "difficulty")
+
+
 @dataclass
 class SampleResult:
     id: str
     sample: int
     completion: str
     extracted: str | None
-    correct: bool | None  # None when the reference cannot be parsed
+    correct: bool | None  # None when the reference cannot be parsed or the verifier cannot decide
     num_tokens: int
     truncated: bool
     rewards: dict[str, float | None] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)  # the row's GROUP_COLUMNS values
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,11 +78,26 @@ def score(rows: list[dict[str, Any]], completions: list[list[Completion]], score
             extracted = extract_answer(completion.text, scorer.verifier.fallback_last_number)
             results.append(SampleResult(
                 id=str(row["id"]), sample=index, completion=completion.text, extracted=extracted,
-                correct=None if reference is None else answers_match(extracted, reference),
+                correct=None if reference is None else judge(extracted, reference, scorer.verifier.symbolic_timeout_s,
+                                                             scorer.verifier.symbolic),
                 num_tokens=completion.num_tokens, truncated=completion.truncated,
                 rewards={name: values[index] for name, values in per_reward.items()},
+                groups={c: str(row[c]) for c in GROUP_COLUMNS if row.get(c) is not None},
             ))
     return results
+
+
+def _pass1_by_group(judged: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """``pass@1[level=Level 5]`` (with its CI) for each value of each group column the problems carry."""
+    parts: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for records in judged.values():
+        for column, value in records[0].get("groups", {}).items():
+            parts[(column, value)].append(sum(r["correct"] for r in records) / len(records))
+    found: dict[str, Any] = {}
+    for (column, value), values in sorted(parts.items()):
+        found[f"pass@1[{column}={value}]"] = sum(values) / len(values)
+        found[f"pass@1[{column}={value}]_ci95"] = list(metrics.bootstrap_interval(values))
+    return found
 
 
 def summarize(records: list[dict[str, Any]], format_names: tuple[str, ...], ks: tuple[int, ...] = (1,),
@@ -93,6 +114,8 @@ def summarize(records: list[dict[str, Any]], format_names: tuple[str, ...], ks: 
     judged = {pid: rs for pid, rs in by_problem.items() if all(r["correct"] is not None for r in rs)}
     n = min((len(rs) for rs in judged.values()), default=0)
     summary: dict[str, Any] = {"problems": len(by_problem), "judged_problems": len(judged),
+                               # references that cannot be parsed, and answers the verifier could not decide
+                               # (rewards.math.judge)
                                "unparseable_references": len(by_problem) - len(judged), "samples": len(records),
                                "samples_per_problem": n, "greedy": greedy}
     pass1 = [sum(r["correct"] for r in rs) / len(rs) for rs in judged.values()]
@@ -102,6 +125,7 @@ def summarize(records: list[dict[str, Any]], format_names: tuple[str, ...], ks: 
         summary["accuracy_ci95"] = list(metrics.wilson_interval(correct, len(pass1)))
     summary["pass@1"] = sum(pass1) / len(pass1) if pass1 else None
     summary["pass@1_ci95"] = list(metrics.bootstrap_interval(pass1))
+    summary |= _pass1_by_group(judged)
     for k in (k for k in ks if 1 < k <= n):
         values = [metrics.pass_at_k(len(rs), sum(r["correct"] for r in rs), k) for rs in judged.values()]
         summary[f"pass@{k}"] = sum(values) / len(values)

@@ -42,7 +42,7 @@ EXTRACTION = [
     ("The answer is yes", "yes"),  # non-numeric answer
     ("The answer is 3/4 of a cup", "3/4"),  # plain fraction
     ("The answer is 90^\\circ", "90"),  # degrees
-    ("The answer is 1 1/2", "11/2"),  # mixed number (whitespace removed; parses as 1 + 1/2)
+    ("The answer is 1 1/2", "1 1/2"),  # mixed number kept as one (issue 11: it used to read as 11/2)
     ("Final Answer: The final answer is $\\boxed{72}$. I hope it is correct.", "72"),  # Minerva format
     ("The answer is 10. Wait, the answer is 12.", "12"),  # a corrected answer: the last statement wins
     ("The answer to the question is 6.", "6"),  # "answer to ... is"
@@ -53,7 +53,7 @@ EXTRACTION = [
     ("no numbers here", None),  # nothing to extract
     ("", None),  # empty completion
     ("The answer is 72 \\boxed{70}", "70"),  # boxed outranks the phrase
-    ("\\boxed{70}\n#### 72", "70"),  # boxed outranks hashes
+    ("\\boxed{70}\n#### 72", "72"),  # the marker stated last wins (issue 11: a box in the working is not final)
     ("<answer>72</answer> \\boxed{70}", "72"),  # the tag outranks boxed
 ]
 
@@ -93,8 +93,8 @@ MATCHES = [
     ("yes", "no", False),  # different text
     ("5", "five", False),  # a number is never equal to text
     (None, "5", False),  # nothing extracted
-    ("11/2", "5.5", True),  # mixed-number extraction compares by value
-    ("1e3", "1000", False),  # scientific notation is not parsed
+    ("1 1/2", "1.5", True),  # mixed number compares by value
+    ("11/2", "1.5", False),  # ... and is not the fraction its digits spell without the space
     ("12", "12.0", True),  # integer vs decimal
 ]
 
@@ -144,7 +144,7 @@ class TestMathCorrectness:
         logged = {}
         scores = self.reward(["72", "72"], answer=["", "72"], log_metric=lambda name, value: logged.update({name: value}))
         assert scores == [None, 1.0]
-        assert logged == {"math_correctness/unparseable_reference": 1.0}
+        assert logged == {"math_correctness/unparseable_reference": 1.0, "math_correctness/undecided": 0.0}
 
     def test_ignores_unknown_keywords(self):
         assert self.reward(["The answer is 3"], answer=["3"], prompts=["p"], trainer_state=object(), foo=1) == [1.0]
