@@ -20,15 +20,15 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from grpo.models import prepare_backend
+    from grpo.models.loading import prepare_backend
 
     config = load_config(args.config, args.overrides)
-    prepare_backend(config.model)  # Unsloth, when chosen, is imported before grpo.train loads transformers/TRL
-    from grpo.train import train
+    prepare_backend(config.model)  # Unsloth, when chosen, is imported before grpo.train.trainer loads transformers/TRL
+    from grpo.train.trainer import train
 
     if args.allow_changes and not args.resume:
         raise ConfigError("--allow-changes: only with --resume")
-    from grpo.distributed import is_main_process
+    from grpo.train.distributed import is_main_process
 
     run_dir = train(config, resume=args.resume, overwrite=args.overwrite, allow_changes=args.allow_changes)
     if is_main_process():  # under accelerate launch, once
@@ -54,14 +54,14 @@ def cmd_rewards_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rewards_check(args: argparse.Namespace) -> int:
-    from grpo import preflight
+    from grpo.train import preflight
 
     config = load_config(args.config, args.overrides)
     stats = preflight.run(config, n=args.n)
     print("on synthetic completions (the reference in 5 formats, 2 wrong answers, 5 broken texts per row):")
     print(preflight.table(stats))
     if args.model:
-        from grpo.eval_run import Target, load_target
+        from grpo.eval.eval_run import Target, load_target
 
         name = config.model.name if args.model == "config" else args.model
         model, tokenizer = load_target(Target(name, name, None, config))
@@ -80,8 +80,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from grpo import eval_run
-    from grpo.generation import SamplingParams
+    from grpo.eval import eval_run
+    from grpo.eval.generation import SamplingParams
 
     if args.compare:
         result = eval_run.compare(Path(args.compare[0]).expanduser(), Path(args.compare[1]).expanduser())
@@ -105,8 +105,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         summaries[target.label] = eval_run.evaluate_target(target, folder, request)
         print(eval_run.markdown({target.label: summaries[target.label]}), flush=True)
     if len(targets) > 1:
-        from grpo import plots
-        from grpo.rundir import write_atomic
+        from grpo.eval import plots
+        from grpo.train.rundir import write_atomic
 
         out = out or Path("evals")
         out.mkdir(parents=True, exist_ok=True)
@@ -132,8 +132,8 @@ def _check_sampling_flags(args: argparse.Namespace) -> None:
 def cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from grpo.learning_plots import learning_plot, read_metrics
-    from grpo.rundir import METRICS_FILE
+    from grpo.eval.learning_plots import learning_plot, read_metrics
+    from grpo.train.rundir import METRICS_FILE
 
     labels = args.labels.split(",") if args.labels else [Path(run).name for run in args.runs]
     if len(labels) != len(args.runs):
@@ -149,8 +149,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_kv(args: argparse.Namespace) -> int:
-    from grpo import bench
-    from grpo.eval_run import Target, load_target
+    from grpo.bench import decode as bench
+    from grpo.eval.eval_run import Target, load_target
 
     target = Target(args.model, args.model, None, load_config(None, [f"model.dtype={args.dtype}"]))
     model, tokenizer = load_target(target)
@@ -167,8 +167,8 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from grpo import bench_train
-    from grpo.models import resolve_path
+    from grpo.bench import train_step as bench_train
+    from grpo.models.loading import resolve_path
 
     cases = [bench_train.parse_case(text, args.steps) for text in args.case]
     tokenizer_path = resolve_path(args.tokenizer)
@@ -294,7 +294,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from grpo import export
+    from grpo.models import export
 
     if not (args.merged or args.gguf or args.push_to_hub):
         raise ConfigError("export: say what to write: --merged DIR, --gguf FILE and/or --push-to-hub REPO")
@@ -303,7 +303,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.merged:
             print(f"[grpo] merged model written to {merged}")
         if args.gguf:
-            from grpo.gguf_export import write_gguf
+            from grpo.models.gguf_export import write_gguf
 
             written = write_gguf(merged, Path(args.gguf).expanduser(), args.gguf_type)
             print(f"[grpo] GGUF ({args.gguf_type}) written to {written}")

@@ -14,9 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from grpo import distributed
-from grpo.embedded import DEFAULT_MODEL
-from grpo.portable import HomePath, HomeStr, OptionalHomeStr, RewardName
+from grpo.train import distributed
+from grpo.models.embedded import DEFAULT_MODEL
+from grpo.models.portable import HomePath, HomeStr, OptionalHomeStr, RewardName
 
 
 class ConfigError(ValueError):
@@ -88,7 +88,7 @@ class DataSection(_Section):
     skip_invalid: bool = Field(
         False, description="drop rows whose question or answer is missing or null (counted) instead of refusing")
     order: Literal["shuffle", "curriculum"] = Field(
-        "shuffle", description="curriculum: training prompts easiest first (grpo.curriculum), not shuffled")
+        "shuffle", description="curriculum: training prompts easiest first (grpo.data.curriculum), not shuffled")
     synthetic: SyntheticSection = SyntheticSection()
 
 

@@ -10,4 +10,4 @@ if [ -d .devcarry/wheels-lite ] && [ ! -f /tmp/site/.lite ]; then
 fi
 export PYTHONPATH=$PWD:/tmp/site GRPO_CACHE_DIR=/tmp/grpocache
 export GRPO_SMOLLM2_SOURCE=/tmp/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-python3 -c "from grpo.embedded import ensure_embedded; print('model ready:', ensure_embedded('smollm2-135m-instruct'))"
+python3 -c "from grpo.models.embedded import ensure_embedded; print('model ready:', ensure_embedded('smollm2-135m-instruct'))"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU scaling of the SmolLM2 config: the same per-GPU work on 1 GPU and on N GPUs, both through
-# `accelerate launch --config_file configs/accelerate/ddp.yaml`, summarised as JSON by grpo.scaling: median step
+# `accelerate launch --config_file configs/accelerate/ddp.yaml`, summarised as JSON by grpo.bench.scaling: median step
 # time after warm-up, rollout tokens/s (completion tokens generated per second of step, all GPUs) and scaling
 # efficiency (N-GPU rate / (N x 1-GPU rate)).
 #
@@ -40,4 +40,4 @@ for gpus in "${counts[@]}"; do
   cp "$log" "$runs/$name/metrics.jsonl" "$runs/$name/grpo_args.json" "$runs/$name/environment.json" "$out/$name/"
   run_dirs+=("$runs/$name")
 done
-python3 -m grpo.scaling --warmup "${WARMUP:-1}" --out "$out/gpu_scaling.json" "${run_dirs[@]}"
+python3 -m grpo.bench.scaling --warmup "${WARMUP:-1}" --out "$out/gpu_scaling.json" "${run_dirs[@]}"

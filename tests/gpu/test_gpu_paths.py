@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from grpo import bench_train
+from grpo.bench import train_step as bench_train
 from grpo.cli import main
 
 pytestmark = pytest.mark.gpu

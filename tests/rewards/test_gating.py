@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import rewards
 from grpo.config import RewardSpec
-from grpo.evaluate import Scorer
+from grpo.eval.evaluate import Scorer
 
 
 def test_gated_format_reward_pays_only_when_correct():

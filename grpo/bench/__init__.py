@@ -1,0 +1,1 @@
+"""Benchmarks behind `grpo bench`: decoding and GRPO step time."""

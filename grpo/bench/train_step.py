@@ -1,0 +1,247 @@
+"""`grpo bench train`: seconds per GRPO step and rollout tokens/s per backend x rollout setting, on a fixed workload.
+
+Workload: 8 prompts x 8 generations, completions forced to exactly 256 tokens (``min_new_tokens``), LoRA r=16 on
+all projections, bf16 (or 4-bit base weights). Models are random weights of the real architectures: timing does not
+depend on the values. Each case runs in its own process, because Unsloth patches transformers and TRL globally.
+
+Rows: ``trl-baseline`` is plain TRL + PEFT with their defaults (model passed by path, ``peft_config``);
+``hf`` and ``unsloth`` are this project's backends with a rollout setting (``dynamic`` KV cache, ``static`` cache
+with transformers' compilation). Times per step are medians after the warm-up step; a backend that changes the
+number of completions per step (Unsloth does) is normalised to 64 completions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PROMPTS, GENERATIONS, COMPLETION_TOKENS = 8, 8, 256
+SHAPES = {
+    "smollm2-135m": {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                     "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+                     "max_position_embeddings": 8192, "tie_word_embeddings": True},
+    "qwen2.5-0.5b": {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+                     "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,
+                     "max_position_embeddings": 32768, "tie_word_embeddings": True},
+    "qwen2.5-1.5b": {"model_type": "qwen2", "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+                     "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936,
+                     "max_position_embeddings": 32768, "tie_word_embeddings": True},
+}
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+@dataclass(frozen=True)
+class Case:
+    shape: str
+    backend: str  # trl-baseline | hf | unsloth
+    rollout: str = "dynamic"  # dynamic | static
+    load_in_4bit: bool = False
+    steps: int = 3  # the first is warm-up
+    prompts: int = PROMPTS
+    generations: int = GENERATIONS
+    completion_tokens: int = COMPLETION_TOKENS
+
+    @property
+    def label(self) -> str:
+        return f"{self.shape} {self.backend} {self.rollout}{' 4-bit' if self.load_in_4bit else ''}"
+
+
+def parse_case(text: str, steps: int) -> Case:
+    """``SHAPE:BACKEND[:ROLLOUT][:4bit]`` -> Case."""
+    parts = text.split(":")
+    if len(parts) < 2 or parts[0] not in SHAPES or parts[1] not in ("trl-baseline", "hf", "unsloth"):
+        raise ValueError(f"case {text!r}: expected SHAPE:BACKEND[:ROLLOUT][:4bit] with SHAPE in "
+                         f"{', '.join(SHAPES)} and BACKEND in trl-baseline, hf, unsloth")
+    rollout = next((p for p in parts[2:] if p in ("dynamic", "static")), "dynamic")
+    return Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in parts[2:], steps=steps)
+
+
+def materialize_shape(shape: str, folder: Path, tokenizer_path: str) -> Path:
+    """Save a randomly initialised model of the named architecture (bf16) with a chat tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    target = folder / shape
+    if (target / "config.json").is_file():
+        return target
+    settings = dict(SHAPES[shape])
+    config = AutoConfig.for_model(settings.pop("model_type"), **settings)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    model.config.eos_token_id = model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def _dataset(case: Case):
+    from datasets import Dataset
+
+    from grpo.data.synthetic import generate_splits
+
+    problems, _ = generate_splits(case.prompts * case.steps * 4, 1, min_digits=2, max_digits=3, num_operations=2,
+                                  operations=["+", "-", "*"], word_problems=0.0, seed=0)
+    return Dataset.from_list([{"prompt": [{"role": "user", "content": p.question}], "answer": str(p.answer)}
+                              for p in problems])
+
+
+def _reward(completions, **kwargs):
+    """Cheap reward with variance (so advantages and the loss are not all zero)."""
+    return [float(len(str(c)) % 7) for c in completions]
+
+
+def _args(case: Case, output_dir: str, defaults_only: bool):
+    from trl import GRPOConfig
+
+    import torch
+
+    workload = dict(output_dir=output_dir, per_device_train_batch_size=case.prompts,
+                    gradient_accumulation_steps=case.generations, num_generations=case.generations,
+                    max_completion_length=case.completion_tokens, max_steps=case.steps,
+                    generation_kwargs={"min_new_tokens": case.completion_tokens}, logging_steps=1,
+                    save_strategy="no", report_to="none", bf16=torch.cuda.is_available(), seed=0)
+    if defaults_only:
+        return GRPOConfig(**workload)
+    return GRPOConfig(**workload, learning_rate=1e-5, beta=0.0,
+                      cache_implementation="static" if case.rollout == "static" else None)
+
+
+def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
+    if case.backend == "unsloth":
+        import unsloth  # noqa: F401  (first, before transformers and TRL)
+    import torch
+
+    folder = materialize_shape(case.shape, model_root, tokenizer_path)
+    from trl import GRPOTrainer
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        if case.backend == "trl-baseline":
+            from peft import LoraConfig
+
+            trainer = GRPOTrainer(model=str(folder), reward_funcs=_reward, args=_args(case, output_dir, True),
+                                  train_dataset=_dataset(case),
+                                  peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                                                         task_type="CAUSAL_LM"))
+        else:
+            from grpo.config import ModelSection
+            from grpo.models.loading import load
+
+            loaded = load(ModelSection(name=str(folder), backend=case.backend, dtype="bfloat16",
+                                       load_in_4bit=case.load_in_4bit, max_seq_length=512,
+                                       gradient_checkpointing=case.backend == "unsloth"))
+            trainer = GRPOTrainer(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
+                                  train_dataset=_dataset(case), processing_class=loaded.tokenizer)
+        if case.backend != "trl-baseline":
+            from grpo.train.rollout import enable_compiled_decoding
+
+            enable_compiled_decoding(trainer, "static" if case.rollout == "static" else None)
+        generation = _time_generation(trainer)
+        step_times: list[float] = []
+        trainer.add_callback(_step_timer(step_times))
+        on_gpu = torch.cuda.is_available()
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats()
+        trainer.train()
+        peak = torch.cuda.max_memory_allocated() if on_gpu else 0
+        completions_per_step = trainer.args.generation_batch_size
+        lengths = [entry["completions/mean_length"] for entry in trainer.state.log_history
+                   if "completions/mean_length" in entry]
+    measured_steps = step_times[1:] or step_times
+    measured_generation = generation[1:] or generation
+    step = statistics.median(measured_steps)
+    gen = statistics.median(measured_generation)
+    tokens = completions_per_step * statistics.fmean(lengths[1:] or lengths)
+    return {**asdict(case), "label": case.label, "seconds_per_step": step,
+            "seconds_per_64_completions": step * 64 / completions_per_step,
+            "generation_seconds": gen, "generation_tokens_per_s": tokens / gen, "generation_share": gen / step,
+            "completions_per_step": completions_per_step, "mean_completion_tokens": statistics.fmean(lengths),
+            "peak_gpu_memory_gib": peak / 2**30,
+            "effective_args": {k: getattr(trainer.args, k) for k in (
+                "per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size", "optim",
+                "cache_implementation", "gradient_checkpointing")}}
+
+
+def _step_timer(sink: list[float]):
+    """A callback recording the wall time of each optimizer step (transformers imported late: see run_case)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        started = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            _synchronize()
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            _synchronize()
+            sink.append(time.perf_counter() - self.started)
+
+    return StepTimer()
+
+
+def _synchronize() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _time_generation(trainer) -> list[float]:
+    """Wrap the trainer's generation call (TRL 1.15 and 1.16: ``_generate_single_turn``) to time each rollout."""
+    times: list[float] = []
+    original = trainer._generate_single_turn
+
+    def timed(*args, **kwargs):
+        _synchronize()
+        started = time.perf_counter()
+        result = original(*args, **kwargs)
+        _synchronize()
+        times.append(time.perf_counter() - started)
+        return result
+
+    trainer._generate_single_turn = timed
+    return times
+
+
+def run_in_subprocess(case: Case, model_root: Path, tokenizer_path: str, timeout: int = 900) -> dict:
+    command = [sys.executable, "-m", "grpo.bench.train_step", json.dumps(asdict(case)), str(model_root), tokenizer_path]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+    for line in result.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):]) | {"process_seconds": time.perf_counter() - started}
+    return {**asdict(case), "label": case.label, "error": (result.stderr or result.stdout).strip()[-1500:]}
+
+
+HEADER = ("| case | s / step | s / 64 completions | rollout tok/s | generation share | peak GPU GiB | "
+          "completions / step |")
+
+
+def format_row(row: dict) -> str:
+    if "error" in row:
+        return f"| {row['label']} | failed: {row['error'].splitlines()[-1][:120]} | | | | | |"
+    return (f"| {row['label']} | {row['seconds_per_step']:.2f} | {row['seconds_per_64_completions']:.2f} | "
+            f"{row['generation_tokens_per_s']:.0f} | {100 * row['generation_share']:.0f}% | "
+            f"{row['peak_gpu_memory_gib']:.2f} | {row['completions_per_step']} |")
+
+
+def markdown(rows: list[dict]) -> str:
+    return "\n".join([HEADER, "|---|---:|---:|---:|---:|---:|---:|"] + [format_row(r) for r in rows])
+
+
+def main(argv: list[str]) -> None:
+    case = Case(**json.loads(argv[0]))
+    print(RESULT_PREFIX + json.dumps(run_case(case, Path(argv[1]), argv[2]), default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Greedy and sampled evaluation with the KV cache, metrics with intervals, reports and plots."""

@@ -1,0 +1,1 @@
+"""Model loading (transformers + PEFT, Unsloth), the embedded SmolLM2, export and portability."""

@@ -1,0 +1,183 @@
+"""Load the policy and its tokenizer: backend choice, model location, dtype, 4-bit, LoRA.
+
+``model.name`` may be a local folder, a ``.gguf`` file (converted once into the cache), the name of an
+embedded model (``smollm2-135m-instruct``), or a hub id. ``backend: auto`` picks Unsloth when a CUDA GPU and
+the ``unsloth`` package are both present in a single-process run, else transformers + PEFT. Unsloth patches
+transformers and TRL globally, so it is imported first and only when chosen.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grpo.train import distributed
+from grpo.config import ConfigError, LoraSection, ModelSection
+from grpo.models.embedded import cache_dir, ensure_embedded, is_embedded
+from grpo.models.gguf import convert_gguf, sha256_of
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a PeftModel when LoRA is enabled
+    tokenizer: Any
+    backend: str
+    path: str  # what was actually loaded: a local folder or a hub id
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def unsloth_installed() -> bool:
+    return importlib.util.find_spec("unsloth") is not None
+
+
+def resolve_backend(model: ModelSection) -> str:
+    """The backend that will run: 'hf' or 'unsloth'; a clear error when 'unsloth' cannot run here."""
+    if model.backend == "auto":  # Unsloth's multi-GPU support is outside what this pipeline tests: hf there
+        single = distributed.launched_processes() == 1
+        return "unsloth" if single and cuda_available() and unsloth_installed() else "hf"
+    if model.backend == "unsloth":
+        if not cuda_available():
+            raise ConfigError("model.backend: 'unsloth' needs an NVIDIA GPU with CUDA (none found); use hf or auto")
+        if not unsloth_installed():
+            raise ConfigError("model.backend: 'unsloth' is not installed; pip install '.[unsloth]' or use hf")
+    if model.load_in_4bit and not cuda_available():
+        raise ConfigError("model.load_in_4bit: 4-bit loading (bitsandbytes) needs a CUDA GPU; set it to false")
+    return model.backend
+
+
+def prepare_backend(model: ModelSection) -> str:
+    """Resolve the backend and, for Unsloth, import it now: it must patch transformers and TRL before they load."""
+    backend = resolve_backend(model)
+    if backend == "unsloth":
+        import unsloth  # noqa: F401
+    return backend
+
+
+def resolve_path(name: str) -> str:
+    """A local folder to load from (converting embedded or GGUF models once), or the hub id unchanged."""
+    local = Path(name).expanduser()
+    if local.suffix == ".gguf":
+        if not local.is_file():
+            raise ConfigError(f"model.name: GGUF file {name!r} does not exist")
+        return str(convert_gguf(local, cache_dir() / "models" / f"{local.stem}-{sha256_of(local)[:12]}"))
+    if local.is_dir():
+        return str(local)
+    if is_embedded(name):
+        return str(ensure_embedded(name))
+    return name
+
+
+def torch_dtype(model: ModelSection):
+    import torch
+
+    if model.dtype != "auto":
+        return getattr(torch, model.dtype)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32  # CPUs: fp32 is both the fastest and the most accurate choice for small models
+
+
+def dtype_name(model) -> str:
+    """'float32', 'bfloat16', ... of the model's parameters (the name KV-cache arithmetic and TRL flags use)."""
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
+def device_name(model) -> str:
+    return str(next(model.parameters()).device)
+
+
+def load_tokenizer(path: str):
+    """Tokenizer padded on the left (batched generation needs prompts flush against their completions)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def lora_config(lora: LoraSection):
+    from peft import LoraConfig
+
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
+
+
+def _load_hf(model_cfg: ModelSection, path: str, gradient_checkpointing: bool):
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    dtype = torch_dtype(model_cfg)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if model_cfg.load_in_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+        )
+        # bitsandbytes places the model at load time; under accelerate launch each process on its own GPU
+        kwargs["device_map"] = {"": distributed.local_device_index()}
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if model_cfg.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if model_cfg.lora.enabled:
+        model = _apply_lora(model, model_cfg.lora, path)
+    return model, load_tokenizer(path)
+
+
+def _apply_lora(model, lora: LoraSection, path: str):
+    """PEFT's "Target modules ... not found" becomes a config error listing the names the model does have."""
+    import torch
+    from peft import get_peft_model
+
+    try:
+        return get_peft_model(model, lora_config(lora))
+    except ValueError as err:
+        if "Target modules" not in str(err):
+            raise
+        linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                         if isinstance(module, torch.nn.Linear)})
+        raise ConfigError(f"model.lora.target_modules: {lora.target_modules} not found in {path}; its linear "
+                          f"modules are {', '.join(linear)} (or use all-linear)") from None
+
+
+def _load_unsloth(model_cfg: ModelSection, path: str, seed: int):
+    from unsloth import FastLanguageModel  # must come before transformers/TRL are used
+
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=path, max_seq_length=model_cfg.max_seq_length, dtype=torch_dtype(model_cfg),
+        load_in_4bit=model_cfg.load_in_4bit,
+    )
+    if model_cfg.lora.enabled:
+        lora = model_cfg.lora
+        model = FastLanguageModel.get_peft_model(
+            model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+            use_gradient_checkpointing="unsloth" if model_cfg.gradient_checkpointing else False,
+            random_state=seed,
+        )
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def load(model_cfg: ModelSection, seed: int = 42) -> LoadedModel:
+    """Load policy + tokenizer as configured (LoRA applied when enabled)."""
+    backend = resolve_backend(model_cfg)
+    path = resolve_path(model_cfg.name)
+    if backend == "unsloth":
+        model, tokenizer = _load_unsloth(model_cfg, path, seed)
+    else:
+        import torch
+
+        torch.manual_seed(seed)  # LoRA A matrices are random: same seed, same initial adapter
+        model, tokenizer = _load_hf(model_cfg, path, model_cfg.gradient_checkpointing)
+    return LoadedModel(model=model, tokenizer=tokenizer, backend=backend, path=path)

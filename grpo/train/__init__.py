@@ -1,0 +1,1 @@
+"""A GRPO run: TRL's GRPOTrainer with this project's callbacks, rollouts, checks and run directory."""

@@ -1,0 +1,96 @@
+"""Trainer callbacks: the metrics JSONL file and the periodic held-out evaluation."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from grpo.train import distributed
+from grpo.eval.evaluate import Scorer, greedy_eval
+from grpo.train.rundir import write_atomic
+
+
+class MetricsJsonl(TrainerCallback):
+    """Appends every logged step (TRL's rewards per function, KL, lengths, clip ratios, step_time) to a JSONL file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        with open(self.path, "a") as stream:
+            stream.write(json.dumps({"step": state.global_step, "time": time.time(), **logs}) + "\n")
+
+
+class HeldOutEval(TrainerCallback):
+    """Greedy eval on held-out problems at step 0 and every ``every`` steps, logged as ``eval/<metric>``.
+
+    Under ``accelerate launch`` it runs on the main process only; the other processes wait for it.
+    The metrics go through the trainer's callback handler (TensorBoard, metrics.jsonl, console), not through
+    ``trainer.log``, which would also flush TRL's pending training metrics at the wrong step.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], scorer: Scorer, max_new_tokens: int, batch_size: int, every: int,
+                 samples_dir: Path | None = None):
+        self.rows, self.scorer, self.every = rows, scorer, every
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.samples_dir = samples_dir  # per-problem outputs of each eval: step-000025.jsonl, ...
+        self.trainer = None
+
+    def attach(self, trainer) -> None:
+        self.trainer = trainer
+
+    def _evaluate(self, args, state, control, processing_class) -> None:
+        """Once, on the main process (the others wait), on the policy as TRL's rollouts see it (ZeRO-3 gathered)."""
+        result = distributed.on_main_process(self.trainer, lambda model: greedy_eval(
+            model, processing_class, self.rows, self.scorer, self.max_new_tokens, self.batch_size,
+            f"eval step {state.global_step}"))
+        if result is None:
+            return
+        summary, samples = result
+        if self.samples_dir is not None:
+            self.samples_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.samples_dir / f"step-{state.global_step:06d}.jsonl",
+                         "".join(json.dumps(sample.to_json()) + "\n" for sample in samples))
+        logs = {f"eval/{key}": value for key, value in summary.items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        # CallbackHandler.on_log clears control.should_log; keep the trainer's own logging of this step.
+        should_log = control.should_log
+        self.trainer.callback_handler.on_log(args, state, control, logs=logs)
+        control.should_log = should_log
+
+    def on_train_begin(self, args, state, control, processing_class=None, **kwargs):
+        if state.global_step == 0:
+            self._evaluate(args, state, control, processing_class)
+
+    def on_step_end(self, args, state, control, processing_class=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self._evaluate(args, state, control, processing_class)
+
+
+class TimeLimit(TrainerCallback):
+    """Stop training, with a checkpoint, once ``minutes`` of wall time have passed since training began.
+
+    For runs cut into fixed-length sessions (a GPU lent for ten minutes at a time): the run ends cleanly at a step
+    boundary with everything saved, and ``--resume`` continues it; killing the process instead could cut a
+    checkpoint in half.
+    """
+
+    def __init__(self, minutes: float, say=print):
+        self.seconds, self.say = 60 * minutes, say
+        self.started: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.started is not None and time.monotonic() - self.started >= self.seconds:
+            control.should_training_stop = True
+            control.should_save = True
+            self.say(f"[grpo] time limit of {self.seconds / 60:g} min reached at step {state.global_step}; "
+                     "checkpoint saved, continue with --resume")

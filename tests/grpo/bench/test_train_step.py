@@ -1,0 +1,30 @@
+"""The GRPO step benchmark runs end to end (on a tiny shape here; the real shapes run on the GPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+from grpo.bench import train_step as bench_train
+from grpo.bench.train_step import Case, parse_case
+
+
+def test_parse_case():
+    assert parse_case("qwen2.5-1.5b:unsloth:static:4bit", 4) == Case("qwen2.5-1.5b", "unsloth", "static", True, 4)
+    assert parse_case("smollm2-135m:trl-baseline", 3) == Case("smollm2-135m", "trl-baseline", "dynamic", False, 3)
+    with pytest.raises(ValueError, match="expected SHAPE:BACKEND"):
+        parse_case("gpt5:hf", 3)
+
+
+@pytest.mark.parametrize("backend", ["trl-baseline", "hf"])
+def test_case_runs_and_reports(tmp_path, tiny_model_dir, monkeypatch, backend):
+    monkeypatch.setitem(bench_train.SHAPES, "tiny", {
+        "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400, "max_position_embeddings": 512,
+        "tie_word_embeddings": True})
+    case = Case("tiny", backend, steps=2, prompts=2, generations=2, completion_tokens=6)
+    row = bench_train.run_case(case, tmp_path, str(tiny_model_dir))
+    assert row["completions_per_step"] == 4
+    assert row["mean_completion_tokens"] == 6  # the forced length
+    assert row["seconds_per_step"] > row["generation_seconds"] > 0
+    assert 0 < row["generation_share"] < 1
+    assert "| tiny " in bench_train.format_row(row)
