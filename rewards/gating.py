@@ -4,7 +4,7 @@ Why: with a weak policy almost every group is all wrong, so correctness has no v
 group-relative advantage comes from the format reward alone. Measured on an H100 (issue 10): SmolLM2-135M on
 GSM8K learned the answer line (0.03 -> 0.99) while correctness stayed at 1-2%. Gated, a wrong answer earns nothing
 however well it is formatted, so a well-formatted wrong answer can never out-earn a correct one, and all-wrong
-groups carry no signal at all (dynamic sampling then replaces them: grpo.dynamic_sampling).
+groups carry no signal at all (dynamic sampling then replaces them: grpo.train.dynamic_sampling).
 """
 
 from __future__ import annotations
