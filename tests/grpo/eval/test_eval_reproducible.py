@@ -33,6 +33,29 @@ def test_greedy_outputs_do_not_depend_on_batch_size(tmp_path, tiny_model_dir):
     assert by_batch[1] == by_batch[4] == by_batch[6]
 
 
+def test_static_cache_pads_the_last_batch_and_keeps_the_outputs(tmp_path, tiny_model_dir):
+    """The compiled (static-cache) path decodes every batch at the full batch size, so a short last batch does not
+    compile again; the spare rows are dropped and the real rows' greedy outputs are unchanged."""
+    config = _config(tmp_path, tiny_model_dir)
+    loaded = load(config.model, 0)
+    prompts = [row["prompt"] for row in load_splits(config.data, loaded.tokenizer).held_out]
+    shapes = []
+    original = loaded.model.generate
+
+    def recording_generate(**kwargs):
+        shapes.append(kwargs["input_ids"].shape[0])
+        return original(**kwargs)
+
+    loaded.model.generate = recording_generate
+    static = SamplingParams(max_new_tokens=12, cache_implementation="static")
+    padded = generate(loaded.model, loaded.tokenizer, prompts, static, 4, progress=False)
+    assert shapes == [4, 4] and len(padded) == len(prompts) == 6
+    shapes.clear()
+    unpadded = generate(loaded.model, loaded.tokenizer, prompts, SamplingParams(max_new_tokens=12), 4, progress=False)
+    assert shapes == [4, 2]  # the dynamic cache compiles nothing: no filler
+    assert padded == unpadded
+
+
 def test_step_zero_eval_in_training_equals_standalone_eval(tmp_path, tiny_model_dir):
     overrides = ["train.max_steps=1", "train.per_device_train_batch_size=4", "train.num_generations=2",
                  "train.max_completion_length=4", "train.report_to=[none]", "eval.every_n_steps=1",
