@@ -106,7 +106,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(eval_run.markdown({target.label: summaries[target.label]}), flush=True)
     if len(targets) > 1:
         from grpo.eval import plots
-        from grpo.train.rundir import write_atomic
+        from grpo.rundir import write_atomic
 
         out = out or Path("evals")
         out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from grpo.eval.learning_plots import learning_plot, read_metrics
-    from grpo.train.rundir import METRICS_FILE
+    from grpo.rundir import METRICS_FILE
 
     labels = args.labels.split(",") if args.labels else [Path(run).name for run in args.runs]
     if len(labels) != len(args.runs):

@@ -21,7 +21,7 @@ import pytest
 
 from grpo.cli import main
 from grpo.config import load_config, to_yaml
-from grpo.train.rundir import MARKER
+from grpo.rundir import MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_ROWS = [{"question": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(6)]

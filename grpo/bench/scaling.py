@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from grpo.train import rundir
+from grpo import rundir
 
 
 def completions_per_step(grpo_args: dict[str, Any]) -> float:

@@ -28,7 +28,7 @@ from grpo.data.splits import add_prompts, load_raw, longest_prompt_tokens
 from grpo.eval.evaluate import SampleResult, Scorer, score, summarize
 from grpo.eval.generation import SamplingParams, generate
 from grpo.models.loading import device_name, dtype_name, load_tokenizer, resolve_path, torch_dtype
-from grpo.train.rundir import ADAPTER_DIR, CONFIG_FILE, write_atomic
+from grpo.rundir import ADAPTER_DIR, CONFIG_FILE, write_atomic
 
 # Rows of the markdown table (besides every pass@k and maj@k); the summary JSON also records the settings.
 TABLE_KEYS = ("problems", "samples_per_problem", "accuracy", "format_compliance", "mean_completion_tokens",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from grpo.eval.metrics import wilson_interval
-from grpo.train.rundir import BEFORE_AFTER_JSON, METRICS_FILE
+from grpo.rundir import BEFORE_AFTER_JSON, METRICS_FILE
 
 PANELS = (
     ("held-out greedy accuracy (%)", None),

@@ -4,7 +4,7 @@ measured them, held-out results. TRL's own card leaves base model and dataset as
 from __future__ import annotations
 
 from grpo.config import RunConfig
-from grpo.train.rundir import BEFORE_AFTER_MD, MODEL_CARD
+from grpo.rundir import BEFORE_AFTER_MD, MODEL_CARD
 
 
 def model_card(config: RunConfig, title: str, results: str | None = None) -> str:

@@ -42,7 +42,7 @@ def name_base_model(run_dir: Path, model_name: str) -> None:
     which for embedded and GGUF models is a cache path on this machine. ``grpo`` resolves the name anywhere."""
     import json
 
-    from grpo.train.rundir import ADAPTER_DIR  # here: grpo.train.rundir imports grpo.config, which imports this module
+    from grpo.rundir import ADAPTER_DIR  # here: grpo.rundir imports grpo.config, which imports this module
 
     for file in [run_dir / ADAPTER_DIR / "adapter_config.json", *run_dir.glob("checkpoint-*/adapter_config.json")]:
         if file.is_file():

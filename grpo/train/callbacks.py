@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 
 from grpo.train import distributed
 from grpo.eval.evaluate import Scorer, greedy_eval
-from grpo.train.rundir import write_atomic
+from grpo.rundir import write_atomic
 
 
 class MetricsJsonl(TrainerCallback):

@@ -20,7 +20,7 @@ from grpo.models import hub_check
 from grpo.eval import kvcache
 from grpo.models import portable
 from grpo.train import preflight
-from grpo.train import rundir
+from grpo import rundir
 from grpo.train import trackers
 from grpo.train.callbacks import HeldOutEval, MetricsJsonl, TimeLimit
 from grpo.train.collapse_guard import CollapseGuard
@@ -100,7 +100,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, a
 
     Under ``accelerate launch`` every process runs this: each checks, loads its model onto its own device and
     trains; the main process alone creates and writes the run directory and runs the evaluations
-    (:mod:`grpo.train.distributed`, :func:`grpo.train.rundir.create_once`).
+    (:mod:`grpo.train.distributed`, :func:`grpo.rundir.create_once`).
     """
     run_dir = config.run_dir
     rundir.check_target(run_dir, resume=resume, overwrite=overwrite)

@@ -147,7 +147,7 @@ def test_compare_table_is_aligned_and_json_on_request(tmp_path, capsys):
 
 
 def test_eval_does_not_import_the_trainer():
-    """`grpo eval` reads run directories through grpo.train.rundir's layout, not through grpo.train.trainer (and TRL's trainer)."""
+    """`grpo eval` reads run directories through grpo.rundir's layout, not through grpo.train.trainer (and TRL's trainer)."""
     import subprocess
     import sys
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from grpo.train import distributed
-from grpo.train import rundir
+from grpo import rundir
 from grpo.config import load_config
 
 DDP_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "accelerate" / "ddp.yaml"

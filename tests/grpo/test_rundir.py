@@ -9,7 +9,7 @@ import pytest
 
 from grpo.train.checkpoints import cut_metrics, newest_complete
 from grpo.config import ConfigError, load_config
-from grpo.train.rundir import MARKER, check_target, create, replace_dir, write_atomic
+from grpo.rundir import MARKER, check_target, create, replace_dir, write_atomic
 
 
 def test_write_atomic_uses_the_umask_mode_and_leaves_no_temporary(tmp_path):
@@ -25,7 +25,7 @@ def test_create_writes_the_marker_and_a_failed_replacement_restores_the_old_run(
     create(config.run_dir, config, {}, overwrite=False)
     assert (config.run_dir / MARKER).is_file()
     (config.run_dir / "notes.txt").write_text("old")
-    from grpo.train import rundir
+    from grpo import rundir
 
     def broken(path, text):
         raise OSError("disk full")

@@ -42,7 +42,7 @@ def library_versions() -> dict[str, str | None]:
 
 def git_commit() -> str | None:
     """The commit of the code that runs (the package's checkout), with '+dirty' when it has local changes."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10)
