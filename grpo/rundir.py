@@ -20,10 +20,25 @@ from typing import Any
 
 from grpo.config import ConfigError, RunConfig, load_config, to_yaml
 
+# The layout: every file and folder of a run directory; other modules import the names from here, so that the
+# layout lives in one place.
 CONFIG_FILE = "config.yaml"
 MARKER = ".grpo-run"  # ownership: only a directory grpo created may be replaced by --overwrite
 CONFIG_HISTORY_FILE = "config_history.jsonl"
 ENVIRONMENT_FILE = "environment.json"
+ADAPTER_DIR = "adapter"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+GRPO_ARGS_FILE = "grpo_args.json"
+TENSORBOARD_DIR = "tensorboard"
+EVAL_SAMPLES_DIR = "eval_samples"  # per-problem outputs of the periodic held-out evals, one file per step
+COMPLETIONS_FILE = "completions.jsonl"
+BEFORE_EVAL_JSON = "eval_before.json"  # the before-training eval, kept so a resumed run reports the same baseline
+BEFORE_AFTER_JSON = "before_after.json"
+BEFORE_AFTER_MD = "before_after.md"
+EVAL_AFTER_SAMPLES = "eval_after_samples.jsonl"
+MODEL_CARD = "README.md"
+
 LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "unsloth", "grpo-pipeline")
 # Keys that may change between a run and its resumption (everything else must match).
 RESUMABLE_CHANGES = {"train.max_steps", "train.save_steps", "train.logging_steps", "train.time_limit_minutes",
@@ -204,22 +219,7 @@ def replace_dir(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
-# --------------------------------------------------------------------------------- layout, and who may write it
-# Every file and folder of a run directory besides config.yaml and environment.json (above); other modules import
-# the names from here, so that the layout lives in one place.
-ADAPTER_DIR = "adapter"
-METRICS_FILE = "metrics.jsonl"
-LOG_FILE = "train.log"
-GRPO_ARGS_FILE = "grpo_args.json"
-TENSORBOARD_DIR = "tensorboard"
-EVAL_SAMPLES_DIR = "eval_samples"  # per-problem outputs of the periodic held-out evals, one file per step
-COMPLETIONS_FILE = "completions.jsonl"
-BEFORE_AFTER_JSON = "before_after.json"
-BEFORE_AFTER_MD = "before_after.md"
-EVAL_AFTER_SAMPLES = "eval_after_samples.jsonl"
-MODEL_CARD = "README.md"
-
-
+# --------------------------------------------------------------------------------- who may write the run directory
 def create_once(run_dir: Path, config: RunConfig, environment: dict[str, Any], *, overwrite: bool) -> None:
     """:func:`create` under ``accelerate launch``: every process calls it, the main process alone creates (or, with
     --overwrite, deletes and recreates) the directory. The barrier before means no process is still checking the

@@ -41,7 +41,6 @@ from grpo.train.trl_args import build_grpo_args, planned_prompts, rollout_sequen
 
 logger = logging.getLogger("grpo")
 PREFLIGHT_ROWS = 8
-BEFORE_FILE = "eval_before.json"  # the before-training eval, kept so a resumed run reports the same baseline
 
 
 def check_trl_runs_here() -> None:
@@ -174,7 +173,7 @@ def _eval_once(trainer, config: RunConfig, rows, scorer: Scorer, description: st
 def _before_eval(trainer, run_dir: Path, held_out, scorer: Scorer, config: RunConfig) -> dict[str, Any] | None:
     """The base model's held-out eval (main process; None on the others); a resumed run reuses the first session's
     (the model before ``trainer.train`` loads the checkpoint is the base again, so rerunning would only cost time)."""
-    saved = run_dir / BEFORE_FILE
+    saved = run_dir / rundir.BEFORE_EVAL_JSON
     if saved.is_file():
         _say(f"eval before: reusing {saved.name} from the first session")
         return json.loads(saved.read_text())
@@ -215,7 +214,7 @@ def _prepare_resume(run_dir: Path, config: RunConfig, checkpoint: str, changes: 
         _say(f"{rundir.METRICS_FILE}: dropped {dropped} records after step {step} (they are trained again)")
     if changes:
         rundir.record_config_change(run_dir, config, changes)
-        _say("resumed with changed settings (recorded in config_history.jsonl): "
+        _say(f"resumed with changed settings (recorded in {rundir.CONFIG_HISTORY_FILE}): "
              + ", ".join(f"{key} {old} -> {new}" for key, (old, new) in sorted(changes.items())))
 
 
