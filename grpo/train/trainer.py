@@ -208,7 +208,7 @@ def _stop_if_nonfinite(trainer, run_dir: Path) -> None:
 
 def _prepare_resume(run_dir: Path, config: RunConfig, checkpoint: str, changes: dict) -> None:
     """Once model and data loaded: metrics cut back to the checkpoint, changed settings recorded."""
-    step = int(Path(checkpoint).name.rsplit("-", 1)[-1])
+    step = checkpoints.checkpoint_step(Path(checkpoint))
     dropped = checkpoints.cut_metrics(run_dir / rundir.METRICS_FILE, step, rundir.write_atomic)
     if dropped:
         _say(f"{rundir.METRICS_FILE}: dropped {dropped} records after step {step} (they are trained again)")
