@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Source on the device machine before scripts/gpu_learn.sh: installs the few wheels a learning run needs
 # (.devcarry/wheels-lite, made here by scripts/gpu_stage_lite.sh: trl, datasets, pydantic, gguf and their missing
-# dependencies; no Unsloth, so the call carries ~5 MB instead of ~50), assembles the carried SmolLM2 GGUF parts, and converts the model once, before
-# several runs start at the same time and would race to convert it.
+# dependencies; no Unsloth, so the call carries ~5 MB instead of ~50), assembles the carried SmolLM2 GGUF parts,
+# and converts the model once, before several runs start at the same time and would race to convert it.
 source .devcarry/setup-on-device.sh
 if [ -d .devcarry/wheels-lite ] && [ ! -f /tmp/site/.lite ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
