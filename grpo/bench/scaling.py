@@ -3,9 +3,11 @@ each read from its run directory (``metrics.jsonl``, ``grpo_args.json``, ``envir
 
 Per run: the median step time after the warm-up steps (the first includes compilation and allocator growth), the
 completion tokens the step generated (TRL's ``completions/mean_length`` is over every process's completions) and
-their rate per second of step, all GPUs together. Per-device batch is the same in every run (weak scaling), so N
-GPUs do N times the work per step; scaling efficiency is the N-GPU rate over N times the 1-GPU rate (1.0: perfect),
-and the step-time ratio says the same from the other side (ideal 1.0).
+their rate per second of step, all GPUs together, and the peak memory of each GPU from the ``gpu_memory.csv`` that
+``scripts/gpu_scaling.sh`` samples with nvidia-smi (what the process holds, the CUDA context and allocator cache
+included). Scaling efficiency is the N-GPU rate over N times the 1-GPU rate (1.0: perfect), whether the runs kept
+the global batch (strong scaling: the ideal step time is 1/N of one GPU's) or the per-GPU batch (weak scaling: the
+ideal step time is one GPU's).
 
     python -m grpo.bench.scaling --out scaling.json runs/scaling-1 runs/scaling-4
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 from grpo import rundir
 
+MEMORY_FILE = "gpu_memory.csv"  # written beside the run's files by scripts/gpu_scaling.sh
 
 def completions_per_step(grpo_args: dict[str, Any]) -> float:
     """Completions generated per optimizer step, all processes: a generation of ``generation_batch_size`` serves
@@ -39,9 +42,23 @@ def run_summary(run_dir: Path, warmup: int = 1) -> dict[str, Any]:
     completions = completions_per_step(grpo_args)
     step_time = statistics.median(r["step_time"] for r in measured)
     tokens = statistics.median(r["completions/mean_length"] for r in measured) * completions
-    return {"run": str(run_dir), "gpus": processes, "steps_measured": len(measured), "warmup_steps": warmup,
+    return {"run": run_dir.name, "gpus": processes, "steps_measured": len(measured), "warmup_steps": warmup,
+            "per_device_train_batch_size": grpo_args["per_device_train_batch_size"],
             "completions_per_step": completions, "step_time_s": step_time,
-            "completion_tokens_per_step": tokens, "rollout_tokens_per_s": tokens / step_time}
+            "completion_tokens_per_step": tokens, "rollout_tokens_per_s": tokens / step_time,
+            "peak_memory_mib_per_gpu": peak_memory_per_gpu(run_dir / MEMORY_FILE)}
+
+
+def peak_memory_per_gpu(samples: Path) -> dict[str, int] | None:
+    """``{gpu index: highest MiB used}`` from nvidia-smi's ``index, memory.used`` CSV lines; None without the file."""
+    if not samples.is_file():
+        return None
+    peaks: dict[str, int] = {}
+    for line in samples.read_text().splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            peaks[fields[0]] = max(peaks.get(fields[0], 0), int(fields[1]))
+    return peaks
 
 
 def summarize(run_dirs: list[Path], warmup: int = 1) -> dict[str, Any]:
@@ -53,7 +70,7 @@ def summarize(run_dirs: list[Path], warmup: int = 1) -> dict[str, Any]:
         for run in runs:
             if run["gpus"] > 1:
                 speedup = run["rollout_tokens_per_s"] / single["rollout_tokens_per_s"]
-                scaling.append({"gpus": run["gpus"], "throughput_speedup": speedup,
+                scaling.append({"run": run["run"], "gpus": run["gpus"], "throughput_speedup": speedup,
                                 "scaling_efficiency": speedup / run["gpus"],
                                 "step_time_ratio": single["step_time_s"] / run["step_time_s"]})
     return {"runs": runs, "scaling": scaling}

@@ -4,10 +4,12 @@ Knobs: digits per operand, number of operations (a range, for a curriculum), whi
 phrased as word problems. A one-operation word problem is one sentence; a longer one is a short story told in
 order ("Ava has 12 coins. Ben gives her 5 more. She trades each coin for 3 stickers..."), so it is evaluated left
 to right and its key is parenthesised ("(12 + 5) * 3") to keep it apart from the symbolic "12 + 5 * 3". The
-held-out split is drawn first from its own
-random stream and the training split skips every expression it contains, so the two never share a problem,
-whatever the sizes. Answers are computed from the generated operands (standard precedence), never by evaluating
-text.
+held-out split is drawn first from its own random stream and the training split skips every expression it
+contains, so the two never share a problem, whatever the sizes. Both splits follow the same mix of operation
+counts: each problem's count is drawn first and a duplicate is redrawn with the same count, so a small stratum
+(one-digit, one-operation problems: a few hundred exist) that the held-out split mostly used up cannot push the
+training split towards the harder strata. A stratum with too few distinct problems left is an error that names it.
+Answers are computed from the generated operands (standard precedence), never by evaluating text.
 """
 
 from __future__ import annotations
@@ -137,19 +139,35 @@ def generate_splits(train_size: int, eval_size: int, *, min_digits: int, max_dig
     return train, held_out
 
 
+# Redraws of one problem before its stratum counts as used up: when 99% of a stratum is taken, a false alarm has odds
+# of 0.99^1000, about 4e-5.
+REDRAWS = 1000
+
+
 def _unique(rng: random.Random, size: int, excluded: set[str], knobs: dict) -> list[Problem]:
+    """``size`` distinct problems not in ``excluded``; each one's operation count drawn before its operands.
+
+    Redrawing a duplicate with a fresh operation count (as an earlier version did) skews the split towards the
+    strata that still have room: the GPU recipe's held-out split came out 36% one-operation problems and its
+    training split 5%, so training and evaluation measured different tasks.
+    """
+    low, high = knobs["min_operations"] or knobs["num_operations"], knobs["num_operations"]
+    fixed = {key: value for key, value in knobs.items() if key not in ("min_operations", "num_operations")}
     seen = set(excluded)
     problems: list[Problem] = []
-    attempts = 0
     while len(problems) < size:
-        attempts += 1
-        if attempts > 50 * size + 1000:
+        operations = rng.randint(low, high) if low < high else high
+        for _ in range(REDRAWS):
+            problem = make_problem(rng, num_operations=operations, **fixed)
+            if problem.expression not in seen:
+                break
+        else:
+            found = sum(p.operations == operations for p in problems)
             raise SyntheticSizeError(
                 f"data.synthetic: found only {len(problems)} distinct problems of the {size} asked for with these "
-                "knobs; lower train_size/eval_size or widen max_digits, num_operations or operations"
+                f"knobs ({found} with {operations} operation(s), whose distinct problems ran out); lower "
+                "train_size/eval_size or widen max_digits, num_operations or operations"
             )
-        problem = make_problem(rng, **knobs)
-        if problem.expression not in seen:
-            seen.add(problem.expression)
-            problems.append(problem)
+        seen.add(problem.expression)
+        problems.append(problem)
     return problems

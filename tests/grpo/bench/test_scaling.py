@@ -10,15 +10,15 @@ import pytest
 from grpo.bench import scaling
 
 
-def fake_run(folder: Path, processes: int, step_times: list[float], mean_length: float) -> Path:
+def fake_run(folder: Path, processes: int, step_times: list[float], mean_length: float, per_device: int = 16) -> Path:
     folder.mkdir(parents=True)
     records = [{"step": 0, "eval/accuracy": 0.5}]
     records += [{"step": i + 1, "step_time": t, "completions/mean_length": mean_length, "reward": 0.1}
                 for i, t in enumerate(step_times)]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    # 16 per device x processes x 4 accumulation steps, one generation per step
-    grpo_args = {"generation_batch_size": 16 * processes * 4, "steps_per_generation": 4, "num_iterations": 1,
-                 "gradient_accumulation_steps": 4}
+    # per_device x processes x 4 accumulation steps, one generation per step
+    grpo_args = {"generation_batch_size": per_device * processes * 4, "steps_per_generation": 4, "num_iterations": 1,
+                 "gradient_accumulation_steps": 4, "per_device_train_batch_size": per_device}
     (folder / "grpo_args.json").write_text(json.dumps(grpo_args))
     (folder / "environment.json").write_text(json.dumps({"processes": processes}))
     return folder
@@ -50,3 +50,21 @@ def test_a_run_without_steps_is_an_error(tmp_path):
     run = fake_run(tmp_path / "empty", 1, [], 0.0)
     with pytest.raises(ValueError, match="no training step with step_time"):
         scaling.run_summary(run)
+
+
+def test_strong_scaling_keeps_the_completions_per_step(tmp_path):
+    one = fake_run(tmp_path / "scaling-1gpu-ddp", 1, [30.0, 8.0, 8.0], 256.0)
+    two = fake_run(tmp_path / "scaling-2gpu-ddp", 2, [30.0, 5.0, 5.0], 256.0, per_device=8)  # half the batch each
+    summary = scaling.summarize([one, two])
+    assert [run["completions_per_step"] for run in summary["runs"]] == [64, 64]
+    assert [run["per_device_train_batch_size"] for run in summary["runs"]] == [16, 8]
+    (result,) = summary["scaling"]
+    assert result["run"] == "scaling-2gpu-ddp"
+    assert result["throughput_speedup"] == pytest.approx(1.6) and result["scaling_efficiency"] == pytest.approx(0.8)
+
+
+def test_peak_memory_per_gpu_from_nvidia_smi_samples(tmp_path):
+    run = fake_run(tmp_path / "two", 2, [9.0, 2.0], 50.0)
+    (run / scaling.MEMORY_FILE).write_text("0, 1200\n1, 900\n0, 5400\n1, 5300\nnot a sample\n0, 3000\n")
+    assert scaling.run_summary(run)["peak_memory_mib_per_gpu"] == {"0": 5400, "1": 5300}
+    assert scaling.run_summary(fake_run(tmp_path / "none", 1, [9.0, 2.0], 50.0))["peak_memory_mib_per_gpu"] is None

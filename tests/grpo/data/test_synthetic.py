@@ -74,3 +74,20 @@ def test_asking_for_more_problems_than_exist_is_a_clear_error():
     with pytest.raises(SyntheticSizeError, match="found only .* distinct problems"):
         generate_splits(150, 10, min_digits=1, max_digits=1, num_operations=1, operations=["+"],
                         word_problems=0.0, seed=0)
+
+
+def test_both_splits_keep_the_mix_of_operation_counts_when_a_stratum_is_small():
+    # one-digit +, - and *: about 255 distinct one-operation problems exist and the held-out split takes about 100;
+    # the training split still draws its one-operation problems at the same rate (it drifted to 31%, seeds 5-7)
+    train, held_out = generate_splits(250, 200, min_digits=1, max_digits=1, min_operations=1, num_operations=2,
+                                      operations=["+", "-", "*"], word_problems=0.0, seed=5)
+    train_share = sum(p.operations == 1 for p in train) / len(train)
+    held_out_share = sum(p.operations == 1 for p in held_out) / len(held_out)
+    assert 0.42 < train_share < 0.58 and 0.42 < held_out_share < 0.58
+    assert not {p.expression for p in train} & {p.expression for p in held_out}
+
+
+def test_a_used_up_stratum_is_named():
+    with pytest.raises(SyntheticSizeError, match="with 1 operation"):
+        generate_splits(400, 100, min_digits=1, max_digits=1, min_operations=1, num_operations=2,
+                        operations=["+", "-"], word_problems=0.0, seed=5)
