@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from grpo.data.splits import longest_prompt_tokens
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -58,6 +60,15 @@ def _filler_rows(batch: list, batch_size: int, cache_implementation: str | None)
     return [batch[-1]] * (batch_size - len(batch))
 
 
+def static_cache_len(tokenizer, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> int:
+    """One static-cache length for every batch: the longest prompt plus ``max_new_tokens``.
+
+    Why: sized per batch (transformers' default), the cache grows whenever a batch has a longer prompt than any
+    before it, and each new size recompiles the decode step, as the short last batch did before it was padded.
+    """
+    return longest_prompt_tokens(tokenizer, prompts, sample=len(prompts)) + max_new_tokens
+
+
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[list[dict[str, str]]], params: SamplingParams, batch_size: int,
              description: str = "generating", progress: bool = True) -> list[list[Completion]]:
@@ -79,6 +90,8 @@ def generate(model, tokenizer, prompts: list[list[dict[str, str]]], params: Samp
         options |= {"temperature": None, "top_p": None, "top_k": None}
     if params.cache_implementation:
         options["cache_implementation"] = params.cache_implementation
+    if params.cache_implementation == "static" and expanded:
+        options["max_cache_len"] = static_cache_len(tokenizer, prompts, params.max_new_tokens)
     try:
         for start in range(0, len(expanded), batch_size):
             batch = expanded[start : start + batch_size]

@@ -9,7 +9,7 @@ from grpo.cli import main
 from grpo.config import load_config
 from grpo.data.splits import load_splits
 from grpo.eval.evaluate import Scorer, greedy_eval
-from grpo.eval.generation import SamplingParams, generate
+from grpo.eval.generation import SamplingParams, generate, static_cache_len
 from grpo.models.loading import load
 
 
@@ -54,6 +54,27 @@ def test_static_cache_pads_the_last_batch_and_keeps_the_outputs(tmp_path, tiny_m
     unpadded = generate(loaded.model, loaded.tokenizer, prompts, SamplingParams(max_new_tokens=12), 4, progress=False)
     assert shapes == [4, 2]  # the dynamic cache compiles nothing: no filler
     assert padded == unpadded
+
+
+def test_static_cache_has_one_size_for_every_batch(tmp_path, tiny_model_dir):
+    """Sized per batch, the cache grows with the longest prompt seen so far and each size recompiles the decode step;
+    sized once for the longest prompt, the first batch already has the size the last one needs."""
+    config = _config(tmp_path, tiny_model_dir)
+    loaded = load(config.model, 0)
+    prompts = sorted((row["prompt"] for row in load_splits(config.data, loaded.tokenizer).held_out),
+                     key=lambda prompt: len(str(prompt)))  # shortest first: a per-batch size would have to grow
+    sizes = []
+    original = loaded.model.generate
+
+    def recording_generate(**kwargs):
+        output = original(**kwargs)
+        sizes.append(loaded.model._previous_max_cache_length)  # transformers' record of the static cache it made
+        return output
+
+    loaded.model.generate = recording_generate
+    static = SamplingParams(max_new_tokens=12, cache_implementation="static")
+    generate(loaded.model, loaded.tokenizer, prompts, static, 2, progress=False)
+    assert sizes == [static_cache_len(loaded.tokenizer, prompts, 12)] * 3
 
 
 def test_step_zero_eval_in_training_equals_standalone_eval(tmp_path, tiny_model_dir):
