@@ -109,6 +109,22 @@ class DynamicSamplingSection(_Section):
     max_rounds: int = Field(3, ge=0, description="extra generation rounds per batch to refill dropped groups")
 
 
+class WarmStartSection(_Section):
+    """Rejection-sampling warm start (STaR / RFT, grpo.train.warm_start): before GRPO, fine-tune on the policy's own
+    sampled answers that the verifier accepts."""
+
+    enabled: bool = False
+    prompts: int = Field(256, gt=0, description="training prompts sampled (the first N of the training split)")
+    samples_per_prompt: int = Field(8, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int | None = Field(None, gt=0, description="default: train.max_completion_length")
+    keep_per_prompt: int = Field(1, gt=0, description="distinct verified answers kept per prompt")
+    epochs: float = Field(2.0, gt=0)
+    learning_rate: float = Field(1e-4, gt=0)
+    sampling_batch_size: int = Field(64, gt=0, description="completions generated at once while sampling")
+    batch_size: int = Field(8, gt=0, description="fine-tuning batch")
+
+
 class CollapseGuardSection(_Section):
     """Warnings (with the numbers) when training drifts into a state where it stops learning."""
 
@@ -147,6 +163,7 @@ class TrainSection(_Section):
     cache_implementation: Literal["dynamic", "static"] | None = None
     generation_kwargs: dict[str, Any] = Field(default_factory=dict)
     dynamic_sampling: DynamicSamplingSection = DynamicSamplingSection()
+    warm_start: WarmStartSection = WarmStartSection()
     collapse_guard: CollapseGuardSection = CollapseGuardSection()
     time_limit_minutes: float | None = Field(
         None, gt=0, description="stop with a checkpoint after this much training time (resume to continue)")
@@ -340,6 +357,9 @@ def check_consistency(config: RunConfig) -> None:
     if train.dynamic_sampling.enabled and distributed.launched_processes() > 1:
         problems.append("train.dynamic_sampling.enabled: runs in a single process only (TRL's prompt groups may span "
                         "processes); set it to false under accelerate launch")
+    if train.warm_start.enabled and distributed.launched_processes() > 1:
+        problems.append("train.warm_start.enabled: runs in a single process only; warm-start the adapter in one "
+                        "process, then launch the GRPO run from it")
     if data.source == "synthetic" and data.synthetic.min_digits > data.synthetic.max_digits:
         problems.append(
             f"data.synthetic.min_digits: {data.synthetic.min_digits} exceeds max_digits {data.synthetic.max_digits}"

@@ -37,6 +37,8 @@ BEFORE_EVAL_JSON = "eval_before.json"  # the before-training eval, kept so a res
 BEFORE_AFTER_JSON = "before_after.json"
 BEFORE_AFTER_MD = "before_after.md"
 EVAL_AFTER_SAMPLES = "eval_after_samples.jsonl"
+WARM_START_JSON = "warm_start.json"  # counts of the rejection-sampling warm start and its fine-tuning loss
+WARM_START_EXAMPLES = "warm_start_examples.jsonl"  # the verified answers it fine-tuned on
 MODEL_CARD = "README.md"
 
 LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "unsloth", "grpo-pipeline")

@@ -36,6 +36,7 @@ from grpo.models.loading import (LoadedModel, cuda_available, load, load_tokeniz
                          torch_dtype)
 from grpo.train.nonfinite_guard import NonFiniteGuard
 from grpo.eval.report import before_after_table
+from grpo.train import warm_start
 from grpo.train.rollout import enable_compiled_decoding
 from grpo.train.trl_args import build_grpo_args, planned_prompts, rollout_sequences
 
@@ -146,6 +147,8 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, a
              f"{config.data.max_prompt_tokens} tokens {'dropped' if splits.overflow == 'drop' else 'truncated'}"
              + (f"; {splits.invalid} invalid rows skipped (data.skip_invalid)" if splits.invalid else ""))
         before = _before_eval(trainer, run_dir, held_out, scorer, config) if held_out else None
+        if config.train.warm_start.enabled and checkpoint is None:  # a checkpoint already holds warmed weights
+            warm_start.run(loaded.model, loaded.tokenizer, splits.train, scorer, config, run_dir, say=_say)
         _train_or_explain_oom(trainer, checkpoint, config, loaded, splits)
         _stop_if_nonfinite(trainer, run_dir)
         _save_adapter(trainer, loaded, run_dir, config)
