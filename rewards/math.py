@@ -80,6 +80,12 @@ _HEDGE = re.compile(r"[\w}).]\s*,?\s*\bor\b\s*[-+\w\\($.]", re.IGNORECASE)
 # linear in the text even for "\\(" repeated 100,000 times.
 _MATH_SPAN = re.compile(r"\$\$?([^$]{1,1000}?)\$\$?|\\\(((?:[^\\]|\\(?![()])){1,1000}?)\\\)"
                         r"|\\\[((?:[^\\]|\\(?![\[\]])){1,1000}?)\\\]")
+# An answer that is still a computation on numbers ("15 + 5 + 57", "3 \\times 4", "12 / 4 - 1"): literals, brackets
+# and operators only, with an operator between two operands. See judge(). A power ("2^{10}") stays an answer: it is
+# how an exact large number is written (and the labelled set of issue 11 counts "2^3" right for 8).
+_LITERAL_ARITHMETIC = re.compile(r"(?:\\(?:times|cdot|div|left|right|[dt]?frac)|[\d\s.,()+\-*/×÷·^{}])+")
+_SCIENTIFIC_FORM = re.compile(r"-?\d+(?:\.\d+)?\s*(?:[*×·]|\\cdot|\\times)\s*10\s*\^\s*\{?\s*[-+]?\d+\s*\}?")
+_BINARY_OPERATOR = re.compile(r"[\d)}]\s*(?:[-+*/×÷·]|\\times|\\cdot|\\div)\s*[\d({]")
 _RESTATEMENT = re.compile(r"\b(?:which|that) (?:is|equals|makes)\b|\bi\.e\.|\bor\b", re.IGNORECASE)
 
 
@@ -505,6 +511,16 @@ def _is_text(answer: str) -> bool:
         len(normalize_text_answer(answer)) == 1 or _is_prose(answer) or " " not in normalize_text_answer(answer))
 
 
+def is_unevaluated_arithmetic(answer: str) -> bool:
+    """Whether an answer is arithmetic on number literals still to be done ("15 + 5 + 57", "3 \\times 4")."""
+    if parse_number(answer) is not None:  # a fraction ("3/4", "\\frac{3}{4}") is a number, not a computation
+        return False
+    cleaned = _clean_latex(answer).strip().rstrip(".")
+    if _SCIENTIFIC_FORM.fullmatch(cleaned):  # "1e3" reaches here as "1\\cdot10^{3}": a number, written exactly
+        return False
+    return _LITERAL_ARITHMETIC.fullmatch(cleaned) is not None and _BINARY_OPERATOR.search(cleaned) is not None
+
+
 def judge(predicted: str | None, reference: str | None, symbolic_timeout_s: float = symbolic.DEFAULT_TIMEOUT_S,
           use_symbolic: bool = True) -> bool | None:
     """Whether an extracted answer equals the reference: True, False, or None when this cannot be decided.
@@ -512,6 +528,11 @@ def judge(predicted: str | None, reference: str | None, symbolic_timeout_s: floa
     Plain numbers on both sides take the exact-fraction path (no subprocess, ~0.05 ms). Anything else that is not
     settled by text equality goes to math-verify in a bounded subprocess (:mod:`rewards.symbolic`); when that is
     unavailable, refuses the input, fails or runs out of time, the answer is None - never True by default.
+
+    A numeric reference is answered by a number, not by arithmetic still to be done: "15 + 5 + 57" equals 77 in
+    value, but paying for it pays a policy for copying the question into its answer line, which one did on the CPU
+    (the mixed-difficulty quickstart with a warm start: "The answer is 15 + 5 + 57" on every problem, judged 100%
+    right by math-verify). Such an answer is wrong (False), not undecided.
     """
     if reference is None:
         return None
@@ -520,6 +541,8 @@ def judge(predicted: str | None, reference: str | None, symbolic_timeout_s: floa
     predicted_number, reference_number = parse_number(predicted), parse_number(reference)
     if predicted_number is not None and reference_number is not None:
         return numbers_match(predicted_number, reference_number)
+    if reference_number is not None and is_unevaluated_arithmetic(predicted):
+        return False
     if _same_text(predicted, reference):
         return True
     predicted_text, reference_text = _is_text(predicted), _is_text(reference)

@@ -59,6 +59,7 @@ def sample_and_verify(model, tokenizer, rows: list[dict[str, Any]], scorer: Scor
 def fine_tune(model, tokenizer, examples: list[dict], config: RunConfig, output_dir: Path) -> dict[str, Any]:
     """Supervised fine-tuning of the model's trainable (LoRA) weights on the verified examples, in place."""
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from grpo.models.loading import cuda_available, torch_dtype
@@ -73,6 +74,7 @@ def fine_tune(model, tokenizer, examples: list[dict], config: RunConfig, output_
                      dataloader_num_workers=0, disable_tqdm=True)
     dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer.remove_callback(PrinterCallback)  # transformers prints every log dict when the progress bar is off
     output = trainer.train()
     return {"examples": len(examples), "epochs": settings.epochs, "steps": output.global_step,
             "train_loss": output.training_loss,

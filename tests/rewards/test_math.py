@@ -127,6 +127,22 @@ def test_parse_number_rejects_huge_digit_runs():
     assert parse_number("1" * 60).value == int("1" * 60)
 
 
+@pytest.mark.parametrize(("answer", "reference", "right"), [
+    ("15 + 5 + 57", "77", False),  # the question's arithmetic copied into the answer line: equal in value, no answer
+    ("23 - 2", "21", False),
+    ("3 \\times 4", "12", False),
+    ("12 / 4 - 1", "2", False),
+    ("(2 + 3)", "5", False),
+    ("77", "77", True),
+    ("3/4", "0.75", True),  # a fraction is a number
+    ("\\frac{3}{4}", "0.75", True),
+    ("1e3", "1000", True),  # scientific notation is a number
+    ("2^{3}", "8", True),  # an exact power stays an answer
+])
+def test_a_numeric_reference_is_answered_by_a_number_not_by_arithmetic(answer, reference, right):
+    assert MathCorrectness()([f"The answer is {answer}."], answer=[reference]) == [1.0 if right else 0.0]
+
+
 def test_answer_key_groups_equal_values():
     assert answer_key("1,000") == answer_key("1000.00") == answer_key("1000")
     assert answer_key("Yes.") == answer_key("yes")

@@ -40,6 +40,15 @@ def _overrides(tmp_path, tiny_model_dir, *extra):
             "train.max_completion_length=6", "eval.before_after=false", *extra]
 
 
+def _train_with_warm_start(tmp_path, tiny_model_dir, *extra):
+    """`grpo train` of a config file with the warm start on; the run directory."""
+    config = load_config(None, _overrides(tmp_path, tiny_model_dir, "train.warm_start.enabled=true", *extra))
+    config_file = tmp_path / "warm.yaml"
+    config_file.write_text(to_yaml(config))
+    assert main(["train", str(config_file)]) == 0
+    return tmp_path / "runs" / "warm"
+
+
 def test_fine_tuning_moves_the_adapter_towards_the_examples(tmp_path, tiny_model_dir):
     config = load_config(None, _overrides(tmp_path, tiny_model_dir, "train.warm_start.epochs=3",
                                           "train.warm_start.learning_rate=0.01", "train.warm_start.batch_size=2"))
@@ -56,12 +65,8 @@ def test_fine_tuning_moves_the_adapter_towards_the_examples(tmp_path, tiny_model
 
 
 def test_a_run_with_warm_start_records_what_it_sampled(tmp_path, tiny_model_dir):
-    config = load_config(None, _overrides(tmp_path, tiny_model_dir, "train.warm_start.enabled=true",
-                                          "train.warm_start.prompts=3", "train.warm_start.samples_per_prompt=4"))
-    config_file = tmp_path / "warm.yaml"
-    config_file.write_text(to_yaml(config))
-    assert main(["train", str(config_file)]) == 0
-    run_dir = tmp_path / "runs" / "warm"
+    run_dir = _train_with_warm_start(tmp_path, tiny_model_dir, "train.warm_start.prompts=3",
+                                     "train.warm_start.samples_per_prompt=4")
     record = json.loads((run_dir / rundir.WARM_START_JSON).read_text())
     assert record["sampling"]["prompts"] == 3 and record["sampling"]["samples"] == 12
     kept = (run_dir / rundir.WARM_START_EXAMPLES).read_text().splitlines()
@@ -84,13 +89,9 @@ def test_grpo_trains_on_from_the_fine_tuned_adapter(tmp_path, tiny_model_dir, mo
                  "completion": [{"role": "assistant", "content": f"The answer is {row['answer']}."}]} for row in rows]
 
     monkeypatch.setattr(warm_start, "verified_examples", supplied)
-    config = load_config(None, _overrides(tmp_path, tiny_model_dir, "train.warm_start.enabled=true",
-                                          "train.warm_start.prompts=4", "train.warm_start.samples_per_prompt=2",
-                                          "train.warm_start.epochs=1", "train.warm_start.batch_size=2"))
-    config_file = tmp_path / "warm.yaml"
-    config_file.write_text(to_yaml(config))
-    assert main(["train", str(config_file)]) == 0
-    run_dir = tmp_path / "runs" / "warm"
+    run_dir = _train_with_warm_start(tmp_path, tiny_model_dir, "train.warm_start.prompts=4",
+                                     "train.warm_start.samples_per_prompt=2", "train.warm_start.epochs=1",
+                                     "train.warm_start.batch_size=2")
     record = json.loads((run_dir / rundir.WARM_START_JSON).read_text())
     assert record["kept_examples"] == 4 and record["fine_tuning"]["steps"] == 2
     steps = [json.loads(line) for line in (run_dir / rundir.METRICS_FILE).read_text().splitlines()]
