@@ -28,6 +28,7 @@ class Splits:
     held_out: Dataset | None
     dropped: int  # prompts removed (or truncated, with prompt_overflow=truncate) for being too long
     overflow: str
+    longest_train_prompt: int  # tokens, chat template included
     invalid: int = 0  # rows without a question or answer, dropped because data.skip_invalid is set
 
 
@@ -167,30 +168,38 @@ def _load(data: DataSection) -> tuple[Dataset, Dataset | None, int]:
     return train, held_out, invalid + invalid_held_out
 
 
-def add_prompts(dataset: Dataset, data: DataSection, tokenizer) -> tuple[Dataset, int]:
-    """Add the conversational ``prompt`` column; drop or left-truncate prompts over ``max_prompt_tokens``."""
+def add_prompts(dataset: Dataset, data: DataSection, tokenizer) -> tuple[Dataset, int, int]:
+    """Add the conversational ``prompt`` column; drop or left-truncate prompts over ``max_prompt_tokens``.
+
+    Returns the dataset, how many prompts were dropped or truncated, and the longest kept prompt in tokens (every
+    prompt is measured here anyway; a static rollout cache is sized from it).
+    """
     limit = data.max_prompt_tokens
 
-    def fit(question: str) -> str | None:
-        overflow = prompt_tokens(tokenizer, build_messages(data.system_prompt, question)) - limit
+    def fit(question: str) -> tuple[str | None, int]:
+        length = prompt_tokens(tokenizer, build_messages(data.system_prompt, question))
+        overflow = length - limit
         if overflow <= 0:
-            return question
+            return question, length
         if data.prompt_overflow == "drop":
-            return None
+            return None, 0
         question_ids = tokenizer(question, add_special_tokens=False)["input_ids"]
         if overflow >= len(question_ids):
-            return None  # the system prompt and template alone exceed the limit
+            return None, 0  # the system prompt and template alone exceed the limit
         # Keep the end of the question: in math problems the actual question comes last.
-        return tokenizer.decode(question_ids[overflow:], skip_special_tokens=False)
+        truncated = tokenizer.decode(question_ids[overflow:], skip_special_tokens=False)
+        return truncated, prompt_tokens(tokenizer, build_messages(data.system_prompt, truncated))
 
-    questions = [fit(q) for q in dataset["question"]]
+    fitted = [fit(q) for q in dataset["question"]]
+    questions = [question for question, _ in fitted]
     changed = sum(1 for new, old in zip(questions, dataset["question"]) if new != old)
     keep = [i for i, q in enumerate(questions) if q is not None]
     dataset = dataset.select(keep)
     kept_questions = [questions[i] for i in keep]
     dataset = dataset.remove_columns("question").add_column("question", kept_questions)
     prompts = [build_messages(data.system_prompt, q) for q in kept_questions]
-    return dataset.add_column("prompt", prompts), changed
+    longest = max((fitted[i][1] for i in keep), default=0)
+    return dataset.add_column("prompt", prompts), changed, longest
 
 
 def curriculum(dataset: Dataset, planned_prompts: int | None) -> Dataset:
@@ -211,9 +220,10 @@ def load_splits(data: DataSection, tokenizer, max_train_samples: int | None = No
         train = train.select(range(limit))
     if data.order == "curriculum":
         train = curriculum(train, planned_prompts)
-    train, changed = add_prompts(train, data, tokenizer)
+    train, changed, longest = add_prompts(train, data, tokenizer)
     if len(train) == 0:
         raise ConfigError(f"data.max_prompt_tokens: {data.max_prompt_tokens} leaves no training prompt; raise it")
     if held_out is not None:
-        held_out, _ = add_prompts(held_out, data, tokenizer)
-    return Splits(train=train, held_out=held_out, dropped=changed, overflow=data.prompt_overflow, invalid=invalid)
+        held_out, _, _ = add_prompts(held_out, data, tokenizer)
+    return Splits(train=train, held_out=held_out, dropped=changed, overflow=data.prompt_overflow,
+                  longest_train_prompt=longest, invalid=invalid)

@@ -166,7 +166,7 @@ def rows_for(config: RunConfig, tokenizer, split: str, limit: int | None) -> lis
         raise ConfigError("data: this source has no held-out split; set data.eval_path or use --split train")
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
-    dataset, changed = add_prompts(dataset, config.data, tokenizer)
+    dataset, changed, _ = add_prompts(dataset, config.data, tokenizer)
     if changed:
         action = "dropped" if config.data.prompt_overflow == "drop" else "truncated"
         print(f"[grpo] {changed} prompts over data.max_prompt_tokens={config.data.max_prompt_tokens} {action}",

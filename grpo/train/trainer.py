@@ -267,8 +267,7 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
         completions_log.attach(trainer)
     use_compact_progress(trainer)
     if loaded.backend == "hf" and config.train.cache_implementation == "static":
-        cache_len = longest_prompt_tokens(loaded.tokenizer, splits.train["prompt"], sample=len(splits.train)) \
-            + config.train.max_completion_length
+        cache_len = splits.longest_train_prompt + config.train.max_completion_length
         if enable_compiled_decoding(trainer, config.train.cache_implementation, cache_len):
             _say(f"rollouts: static KV cache of {cache_len} tokens with compiled decoding (the first step "
                  "includes compilation)")
