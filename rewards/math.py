@@ -511,10 +511,9 @@ def _is_text(answer: str) -> bool:
         len(normalize_text_answer(answer)) == 1 or _is_prose(answer) or " " not in normalize_text_answer(answer))
 
 
-def is_unevaluated_arithmetic(answer: str) -> bool:
-    """Whether an answer is arithmetic on number literals still to be done ("15 + 5 + 57", "3 \\times 4")."""
-    if parse_number(answer) is not None:  # a fraction ("3/4", "\\frac{3}{4}") is a number, not a computation
-        return False
+def _unevaluated_arithmetic(answer: str) -> bool:
+    """Whether an answer that is not a number (:func:`parse_number` gave None, so not "3/4" or "\\frac{3}{4}")
+    is arithmetic on number literals still to be done ("15 + 5 + 57", "3 \\times 4")."""
     cleaned = _clean_latex(answer).strip().rstrip(".")
     if _SCIENTIFIC_FORM.fullmatch(cleaned):  # "1e3" reaches here as "1\\cdot10^{3}": a number, written exactly
         return False
@@ -541,7 +540,7 @@ def judge(predicted: str | None, reference: str | None, symbolic_timeout_s: floa
     predicted_number, reference_number = parse_number(predicted), parse_number(reference)
     if predicted_number is not None and reference_number is not None:
         return numbers_match(predicted_number, reference_number)
-    if reference_number is not None and is_unevaluated_arithmetic(predicted):
+    if reference_number is not None and _unevaluated_arithmetic(predicted):  # predicted_number is None here
         return False
     if _same_text(predicted, reference):
         return True
