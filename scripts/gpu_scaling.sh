@@ -44,7 +44,9 @@ if [ -n "${SHAPE:-}" ]; then
 print(materialize_shape(sys.argv[1], Path('/tmp/shapes'), sys.argv[2]))" "$SHAPE" "${TOKENIZER:?SHAPE needs TOKENIZER}")
   overrides+=(model.name="$model" model.backend=hf train.mask_truncated_completions=false)
 fi
-per_device=$(python3 -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['train']['per_device_train_batch_size'])" "$config")
+# the one-GPU run's per-device batch, as grpo reads it (the config file with the extra overrides applied)
+per_device=$(python3 -c "import sys; from grpo.config import load_config
+print(load_config(sys.argv[1], sys.argv[2:]).train.per_device_train_batch_size)" "$config" "$@")
 
 run_one() {  # run_one GPUS LAUNCHER: one measured run, its files into $runs/$name/
   local gpus=$1 launcher=$2 batch=$per_device
