@@ -166,7 +166,7 @@ class TrainSection(_Section):
     warm_start: WarmStartSection = WarmStartSection()
     collapse_guard: CollapseGuardSection = CollapseGuardSection()
     time_limit_minutes: float | None = Field(
-        None, gt=0, description="stop with a checkpoint after this much training time (resume to continue)")
+        None, gt=0, description="stop with a checkpoint this long after the trainer is built, warm start and evals included (resume to continue)")
     logging_steps: int = Field(1, gt=0)
     save_steps: int = Field(50, gt=0)
     save_total_limit: int | None = Field(2, gt=0)

@@ -74,22 +74,21 @@ class HeldOutEval(TrainerCallback):
 
 
 class TimeLimit(TrainerCallback):
-    """Stop training, with a checkpoint, once ``minutes`` of wall time have passed since training began.
+    """Stop training, with a checkpoint, once ``minutes`` of wall time have passed since the trainer was built.
 
     For runs cut into fixed-length sessions (a GPU lent for ten minutes at a time): the run ends cleanly at a step
     boundary with everything saved, and ``--resume`` continues it; killing the process instead could cut a
-    checkpoint in half.
+    checkpoint in half. The clock starts when the callback is made (with the trainer, after the model is loaded),
+    not when the first step starts, so a warm start and the evaluations before step 1 use up the same budget as
+    the steps do: a session's wall time is what the limit has to fit.
     """
 
-    def __init__(self, minutes: float, say=print):
-        self.seconds, self.say = 60 * minutes, say
-        self.started: float | None = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.started = time.monotonic()
+    def __init__(self, minutes: float, say=print, clock=time.monotonic):
+        self.seconds, self.say, self.clock = 60 * minutes, say, clock
+        self.started = clock()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.started is not None and time.monotonic() - self.started >= self.seconds:
+        if self.clock() - self.started >= self.seconds:
             control.should_training_stop = True
             control.should_save = True
             self.say(f"[grpo] time limit of {self.seconds / 60:g} min reached at step {state.global_step}; "

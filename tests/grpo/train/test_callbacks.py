@@ -1,0 +1,40 @@
+"""grpo.train.callbacks.TimeLimit: a session's wall time, warm start and evaluations included, ends the run."""
+
+from transformers import TrainerControl, TrainerState
+
+from grpo.train.callbacks import TimeLimit
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _step(limit, step):
+    state, control = TrainerState(), TrainerControl()
+    state.global_step = step
+    limit.on_step_end(None, state, control)
+    return control
+
+
+def test_time_before_the_first_step_counts_towards_the_limit():
+    clock, said = FakeClock(), []
+    limit = TimeLimit(2, say=said.append, clock=clock)
+    clock.now += 90  # a warm start or a step-0 evaluation
+    limit.on_train_begin(None, TrainerState(), TrainerControl())
+    assert not _step(limit, 1).should_training_stop
+    clock.now += 31
+    control = _step(limit, 2)
+    assert control.should_training_stop and control.should_save
+    assert said == ["[grpo] time limit of 2 min reached at step 2; checkpoint saved, continue with --resume"]
+
+
+def test_no_stop_before_the_limit():
+    clock = FakeClock()
+    limit = TimeLimit(1, say=lambda _: None, clock=clock)
+    clock.now += 59.9
+    control = _step(limit, 5)
+    assert not control.should_training_stop and not control.should_save
