@@ -57,9 +57,13 @@ class CollapseGuard(TrainerCallback):
                                 "little left to explore (lower the learning rate, raise temperature or add beta)")
         flat = self._mean("frac_reward_zero_std")
         if flat is not None and flat > self.settings.max_zero_std_fraction:
+            # dynamic sampling logs its kept share: then it is on, and more refill rounds are the lever
+            refill = ("more train.dynamic_sampling.max_rounds (dynamic sampling is on)"
+                      if self._mean("dynamic_sampling/kept_fraction") is not None
+                      else "train.dynamic_sampling.enabled")
             found["flat"] = (f"{100 * flat:.0f}% of groups have zero reward variance (no gradient) over the last "
                              f"{self.settings.window} steps (limit {100 * self.settings.max_zero_std_fraction:.0f}%); "
-                             "try easier data, more generations or train.dynamic_sampling.enabled")
+                             f"try easier data, more generations or {refill}")
         correctness = self._correctness()
         if self.steps < 2 * self.settings.window:
             return found  # correctness needs a window after its baseline window before "flat" means anything

@@ -36,6 +36,13 @@ def test_entropy_collapse_warns_once_with_the_number():
 def test_flat_groups_warn():
     said, _ = run_guard([HEALTHY | {"frac_reward_zero_std": 0.9}] * 4)
     assert len(said) == 1 and "90% of groups" in said[0]
+    assert said[0].endswith("train.dynamic_sampling.enabled")
+
+
+def test_flat_groups_with_dynamic_sampling_on_suggest_more_rounds_not_switching_it_on():
+    said, _ = run_guard([HEALTHY | {"frac_reward_zero_std": 0.9, "dynamic_sampling/kept_fraction": 0.1}] * 4)
+    assert len(said) == 1 and "train.dynamic_sampling.max_rounds (dynamic sampling is on)" in said[0]
+    assert not said[0].endswith("train.dynamic_sampling.enabled")
 
 
 def test_saturated_shaping_reward_with_flat_correctness_warns():
