@@ -36,7 +36,10 @@ from rewards import symbolic as _symbolic
 from rewards.registry import register
 from rewards.text import completion_text
 
-MAX_DIGITS = 60  # longer digit runs are not parsed as numbers (int() of huge strings is slow and pointless)
+# Longer digit runs are not parsed as numbers: int() of huge strings is slow (quadratic, and refused past 4,300
+# digits). 1,000 digits parse in about 10 microseconds and cover degenerate numerals a weak policy writes
+# ("196 / 198 = 0.000..." for 180 characters), which at 60 were left undecided instead of judged wrong.
+MAX_DIGITS = 1000
 _OCCURRENCES_TRIED = 5  # how many of the last occurrences of one marker are tried before giving up on it
 # Only the tail of a completion is read (verl clips to its last 300 characters for the same reason): the final
 # answer is stated at the end, and a bound on the text scanned bounds every scan below, whatever the input's size.

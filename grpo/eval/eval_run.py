@@ -25,7 +25,7 @@ from grpo.eval import kvcache
 from grpo.eval import metrics
 from grpo.config import ConfigError, RunConfig, load_config, with_overrides
 from grpo.data.splits import add_prompts, load_raw, longest_prompt_tokens
-from grpo.eval.evaluate import SampleResult, Scorer, score, summarize
+from grpo.eval.evaluate import SampleResult, Scorer, has_parsed_reference, score, summarize
 from grpo.eval.generation import SamplingParams, generate
 from grpo.models.loading import device_name, dtype_name, load_tokenizer, resolve_path, torch_dtype
 from grpo.rundir import ADAPTER_DIR, CONFIG_FILE, write_atomic
@@ -273,8 +273,8 @@ def compare(dir_a: Path, dir_b: Path) -> dict[str, Any]:
         grouped = _read_partial(samples)
         if not grouped:
             raise ConfigError(f"{folder}: no {SAMPLES} here or in {samples.parent} (run grpo eval first)")
-        return {pid: sum(bool(r["correct"]) for r in rs) / len(rs) for pid, rs in grouped.items()
-                if all(r["correct"] is not None for r in rs)}
+        return {pid: sum(r["correct"] is True for r in rs) / len(rs) for pid, rs in grouped.items()
+                if all(has_parsed_reference(r) for r in rs)}
 
     a, b = per_problem(dir_a), per_problem(dir_b)
     shared = sorted(a.keys() & b.keys())

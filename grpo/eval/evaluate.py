@@ -60,6 +60,7 @@ class SampleResult:
     truncated: bool
     rewards: dict[str, float | None] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)  # the row's GROUP_COLUMNS values
+    reference_parsed: bool = True  # False: the problem is left out of correctness (a data problem, not the model's)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,11 +81,17 @@ def score(rows: list[dict[str, Any]], completions: list[list[Completion]], score
                 id=str(row["id"]), sample=index, completion=completion.text, extracted=extracted,
                 correct=None if reference is None else judge(extracted, reference, scorer.verifier.symbolic_timeout_s,
                                                              scorer.verifier.symbolic),
-                num_tokens=completion.num_tokens, truncated=completion.truncated,
+                num_tokens=completion.num_tokens, truncated=completion.truncated, reference_parsed=reference is not None,
                 rewards={name: values[index] for name, values in per_reward.items()},
                 groups={c: str(row[c]) for c in GROUP_COLUMNS if row.get(c) is not None},
             ))
     return results
+
+
+def has_parsed_reference(record: dict[str, Any]) -> bool:
+    """Records written before ``reference_parsed`` existed: a None verdict then meant either cause; read it as an
+    unparseable reference, as those records' summaries did."""
+    return record.get("reference_parsed", record["correct"] is not None)
 
 
 def _pass1_by_group(judged: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -92,7 +99,7 @@ def _pass1_by_group(judged: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     parts: dict[tuple[str, str], list[float]] = defaultdict(list)
     for records in judged.values():
         for column, value in records[0].get("groups", {}).items():
-            parts[(column, value)].append(sum(r["correct"] for r in records) / len(records))
+            parts[(column, value)].append(sum(r["correct"] is True for r in records) / len(records))
     found: dict[str, Any] = {}
     for (column, value), values in sorted(parts.items()):
         found[f"pass@1[{column}={value}]"] = sum(values) / len(values)
@@ -106,19 +113,20 @@ def summarize(records: list[dict[str, Any]], format_names: tuple[str, ...], ks: 
     each rate with its 95% interval: the before/after table, the periodic evals and ``grpo eval`` all report this.
 
     Accuracy (greedy) and maj@k use Wilson intervals; pass@k, averaged over problems, a bootstrap over problems.
-    Problems whose reference cannot be parsed are left out of correctness and counted.
+    Problems whose reference cannot be parsed are left out of correctness and counted. An answer the verifier
+    could not decide (``correct`` None with a parsed reference) counts as not right and is counted too: leaving its
+    problem out instead would let undecidable output raise the accuracy.
     """
     by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_problem[record["id"]].append(record)
-    judged = {pid: rs for pid, rs in by_problem.items() if all(r["correct"] is not None for r in rs)}
+    judged = {pid: rs for pid, rs in by_problem.items() if all(has_parsed_reference(r) for r in rs)}
     n = min((len(rs) for rs in judged.values()), default=0)
     summary: dict[str, Any] = {"problems": len(by_problem), "judged_problems": len(judged),
-                               # references that cannot be parsed, and answers the verifier could not decide
-                               # (rewards.math.judge)
-                               "unparseable_references": len(by_problem) - len(judged), "samples": len(records),
-                               "samples_per_problem": n, "greedy": greedy}
-    pass1 = [sum(r["correct"] for r in rs) / len(rs) for rs in judged.values()]
+                               "unparseable_references": len(by_problem) - len(judged),
+                               "undecided_answers": sum(r["correct"] is None for rs in judged.values() for r in rs),
+                               "samples": len(records), "samples_per_problem": n, "greedy": greedy}
+    pass1 = [sum(r["correct"] is True for r in rs) / len(rs) for rs in judged.values()]
     if greedy:
         correct = sum(pass1)
         summary["accuracy"] = correct / len(pass1) if pass1 else None
@@ -127,10 +135,10 @@ def summarize(records: list[dict[str, Any]], format_names: tuple[str, ...], ks: 
     summary["pass@1_ci95"] = list(metrics.bootstrap_interval(pass1))
     summary |= _pass1_by_group(judged)
     for k in (k for k in ks if 1 < k <= n):
-        values = [metrics.pass_at_k(len(rs), sum(r["correct"] for r in rs), k) for rs in judged.values()]
+        values = [metrics.pass_at_k(len(rs), sum(r["correct"] is True for r in rs), k) for rs in judged.values()]
         summary[f"pass@{k}"] = sum(values) / len(values)
         summary[f"pass@{k}_ci95"] = list(metrics.bootstrap_interval(values))
-        majority = [metrics.maj_at_k([answer_key(r["extracted"]) for r in rs], [r["correct"] for r in rs], k)
+        majority = [metrics.maj_at_k([answer_key(r["extracted"]) for r in rs], [r["correct"] is True for r in rs], k)
                     for rs in judged.values()]
         summary[f"maj@{k}"] = sum(majority) / len(majority)
         summary[f"maj@{k}_ci95"] = list(metrics.wilson_interval(sum(majority), len(majority)))
