@@ -43,6 +43,9 @@ class LoraSection(_Section):
     target_modules: list[str] | Literal["all-linear"] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
+    init_from: OptionalHomeStr = Field(
+        None, description="start from this LoRA adapter (a run directory or its adapter folder) instead of a fresh "
+        "one, e.g. GSM8K after a synthetic run; its r and target modules must match these")
 
 
 class ModelSection(_Section):

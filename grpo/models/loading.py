@@ -133,11 +133,47 @@ def _load_hf(model_cfg: ModelSection, path: str, gradient_checkpointing: bool):
     return model, load_tokenizer(path)
 
 
+def adapter_folder(init_from: str) -> Path:
+    """The adapter folder ``model.lora.init_from`` names: itself, or a run directory's ``adapter/``."""
+    folder = Path(init_from)
+    if (folder / "adapter" / "adapter_config.json").is_file():
+        folder = folder / "adapter"
+    if not (folder / "adapter_config.json").is_file():
+        raise ConfigError(f"model.lora.init_from: no LoRA adapter in {init_from} (expected adapter_config.json there "
+                          "or in its adapter/ folder)")
+    return folder
+
+
+def _load_adapter(model, lora: LoraSection):
+    """The saved adapter, trainable, on the base model: a run that continues what another one learned.
+
+    Its shape must be the one the config states (r, alpha, target modules), so that the run's saved config
+    describes the adapter it trains; PEFT would otherwise silently use the saved shape.
+    """
+    from peft import LoraConfig, PeftModel
+
+    folder = adapter_folder(lora.init_from)
+    saved = LoraConfig.from_pretrained(str(folder))
+    wanted = lora_config(lora)
+    differences = [f"{name} {mine!r} here, {theirs!r} in the adapter" for name, mine, theirs in (
+        ("r", wanted.r, saved.r), ("alpha", wanted.lora_alpha, saved.lora_alpha),
+        ("target_modules", _module_set(wanted.target_modules), _module_set(saved.target_modules))) if mine != theirs]
+    if differences:
+        raise ConfigError(f"model.lora.init_from: {folder} does not match model.lora: {'; '.join(differences)}")
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+
+
+def _module_set(modules) -> set[str] | str:
+    return modules if isinstance(modules, str) else set(modules)
+
+
 def _apply_lora(model, lora: LoraSection, path: str):
     """PEFT's "Target modules ... not found" becomes a config error listing the names the model does have."""
     import torch
     from peft import get_peft_model
 
+    if lora.init_from:
+        return _load_adapter(model, lora)
     try:
         return get_peft_model(model, lora_config(lora))
     except ValueError as err:
@@ -172,6 +208,8 @@ def _load_unsloth(model_cfg: ModelSection, path: str, seed: int):
 def load(model_cfg: ModelSection, seed: int = 42) -> LoadedModel:
     """Load policy + tokenizer as configured (LoRA applied when enabled)."""
     backend = resolve_backend(model_cfg)
+    if backend == "unsloth" and model_cfg.lora.enabled and model_cfg.lora.init_from:
+        raise ConfigError("model.lora.init_from: supported with backend: hf only (set model.backend=hf)")
     path = resolve_path(model_cfg.name)
     if backend == "unsloth":
         model, tokenizer = _load_unsloth(model_cfg, path, seed)

@@ -70,3 +70,41 @@ def test_hf_load_applies_lora_as_configured(tiny_model_dir):
 def test_hf_load_without_lora(tiny_model_dir):
     loaded = models.load(ModelSection(name=str(tiny_model_dir), backend="hf", lora={"enabled": False}))
     assert not hasattr(loaded.model, "peft_config")
+
+
+def _saved_adapter(tiny_model_dir, folder, **lora):
+    """An adapter whose LoRA B weights are not zero (a fresh one's are), saved as a run saves it."""
+    import torch
+
+    loaded = models.load(ModelSection(name=str(tiny_model_dir), backend="hf", lora=lora), seed=3)
+    with torch.no_grad():
+        for name, parameter in loaded.model.named_parameters():
+            if "lora_B" in name:
+                parameter.fill_(0.25)
+    loaded.model.save_pretrained(folder)
+    return {name: p.detach().clone() for name, p in loaded.model.named_parameters() if "lora_" in name}
+
+
+def test_init_from_starts_training_from_a_saved_adapter(tiny_model_dir, tmp_path):
+    lora = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    saved = _saved_adapter(tiny_model_dir, tmp_path / "run" / "adapter", **lora)
+    loaded = models.load(ModelSection(name=str(tiny_model_dir), backend="hf",
+                                      lora=lora | {"init_from": str(tmp_path / "run")}), seed=1)
+    weights = {name: p for name, p in loaded.model.named_parameters() if "lora_" in name}
+    assert weights.keys() == saved.keys()
+    assert all((weights[name] == saved[name]).all() and weights[name].requires_grad for name in saved)
+    assert all(not p.requires_grad for name, p in loaded.model.named_parameters() if "lora_" not in name)
+
+
+def test_init_from_refuses_an_adapter_of_another_shape(tiny_model_dir, tmp_path):
+    _saved_adapter(tiny_model_dir, tmp_path / "adapter", r=4, alpha=8, target_modules=["q_proj", "v_proj"])
+    section = ModelSection(name=str(tiny_model_dir), backend="hf",
+                           lora={"r": 8, "alpha": 8, "target_modules": ["q_proj"], "init_from": str(tmp_path / "adapter")})
+    with pytest.raises(ConfigError, match=r"does not match model.lora: r 8 here, 4 in the adapter; target_modules"):
+        models.load(section)
+
+
+def test_init_from_a_folder_without_an_adapter_is_a_clear_error(tiny_model_dir, tmp_path):
+    section = ModelSection(name=str(tiny_model_dir), backend="hf", lora={"init_from": str(tmp_path)})
+    with pytest.raises(ConfigError, match="model.lora.init_from: no LoRA adapter in"):
+        models.load(section)

@@ -204,3 +204,17 @@ def test_resume_with_allow_changes_records_a_changed_learning_rate(trained_run, 
     history = [json.loads(line) for line in (run_dir / "config_history.jsonl").read_text().splitlines()]
     assert history[-1]["changes"]["train.learning_rate"] == {"from": 0.01, "to": 0.02}
     assert load_config(run_dir / "config.yaml").train.learning_rate == 0.02
+
+
+def test_a_run_can_start_from_another_runs_adapter(trained_run, tmp_path):
+    run_dir, config = trained_run
+    # a learning rate so small that one step leaves the adapter where it began, to the precision compared below
+    assert main(["train", str(config), "run.name=continued", f"run.output_dir={tmp_path}",
+                 f"model.lora.init_from={run_dir}", "train.max_steps=1", "train.learning_rate=1e-12",
+                 "eval.before_after=false", "eval.every_n_steps=null"]) == 0
+    first = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    continued = load_file(tmp_path / "continued" / "adapter" / "adapter_model.safetensors")
+    assert continued.keys() == first.keys()
+    assert any(tensor.abs().sum() > 0 for name, tensor in first.items() if "lora_B" in name)  # not a fresh adapter
+    assert all(torch.allclose(continued[name], first[name], atol=1e-7) for name in first)
+    assert load_config(tmp_path / "continued" / "config.yaml").model.lora.init_from == str(run_dir)
