@@ -26,7 +26,7 @@ from grpo.train.callbacks import HeldOutEval, MetricsJsonl, TimeLimit
 from grpo.train.collapse_guard import CollapseGuard
 from grpo.train.completions_log import CompletionsJsonl
 from grpo.train.console import config_summary, filter_harmless_warnings, use_compact_progress
-from grpo.config import ConfigError, RunConfig
+from grpo.config import ConfigError, ModelSection, RunConfig
 from grpo.data.splits import load_splits, longest_prompt_tokens
 from grpo.train.dynamic_sampling import with_dynamic_sampling
 from grpo.errors import RunError
@@ -129,7 +129,7 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, a
         tokenizer = load_tokenizer(resolve_path(config.model.name))
     splits = load_splits(config.data, tokenizer, planned_prompts=planned_prompts(args))
     _reward_preflight(config, reward_functions, splits.train)
-    loaded: LoadedModel = load(config.model, config.run.seed)
+    loaded: LoadedModel = load(_model_to_load(config, checkpoint), config.run.seed)
     _kv_preflight(config, args, loaded, splits.train)
     held_out = _held_out_rows(config, splits) if config.eval.before_after else []  # checked before any write
     if resume:
@@ -283,6 +283,14 @@ def _reward_preflight(config: RunConfig, functions, train_rows) -> None:
     if problems:
         raise ConfigError("\n".join(f"rewards: preflight failed: {problem}" for problem in problems))
     _say(preflight.summary_line(stats))
+
+
+def _model_to_load(config: RunConfig, checkpoint) -> ModelSection:
+    """The model section to load: on a resume the checkpoint holds the adapter's weights, so the adapter the run
+    started from (``model.lora.init_from``) is not needed, and may be absent on the machine that resumes."""
+    if checkpoint is None or not config.model.lora.init_from:
+        return config.model
+    return config.model.model_copy(update={"lora": config.model.lora.model_copy(update={"init_from": None})})
 
 
 def _rollout_plan(config: RunConfig, args, loaded: LoadedModel, train_rows) -> kvcache.Plan:

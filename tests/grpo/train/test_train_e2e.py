@@ -218,3 +218,19 @@ def test_a_run_can_start_from_another_runs_adapter(trained_run, tmp_path):
     assert any(tensor.abs().sum() > 0 for name, tensor in first.items() if "lora_B" in name)  # not a fresh adapter
     assert all(torch.allclose(continued[name], first[name], atol=1e-7) for name in first)
     assert load_config(tmp_path / "continued" / "config.yaml").model.lora.init_from == str(run_dir)
+
+
+def test_a_run_started_from_an_adapter_resumes_without_it(trained_run, tmp_path):
+    import shutil
+
+    run_dir, config = trained_run
+    source = tmp_path / "source"
+    shutil.copytree(run_dir / "adapter", source / "adapter")
+    options = ["run.name=continued", f"run.output_dir={tmp_path}", f"model.lora.init_from={source}",
+               "eval.before_after=false", "eval.every_n_steps=null", "train.save_steps=1"]
+    assert main(["train", str(config), *options, "train.max_steps=1"]) == 0
+    shutil.rmtree(source)  # a fresh machine: the checkpoint holds the weights, the source adapter is not carried
+    assert main(["train", str(config), *options, "train.max_steps=2", "--resume"]) == 0
+    steps = [json.loads(line).get("step") for line in (tmp_path / "continued" / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == [1, 2]
