@@ -94,7 +94,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     sampled = args.samples > 1 or args.temperature > 0
     params = SamplingParams(max_new_tokens=args.max_new_tokens, do_sample=sampled,
                             temperature=args.temperature if args.temperature > 0 else 1.0, top_p=args.top_p,
-                            num_samples=args.samples, seed=args.seed, cache_implementation=args.cache_implementation)
+                            num_samples=args.samples, seed=args.seed, cache_implementation=args.cache_implementation,
+                            decoder=args.decoder)
     ks = sorted({1, *(int(k) for k in args.k.split(",") if k)}) if args.k else [1, args.samples]
     request = eval_run.EvalRequest(split=args.split, limit=args.limit, params=params, batch_size=args.batch_size,
                                    ks=tuple(ks), resume=args.resume)
@@ -158,7 +159,7 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     print(f"[grpo] KV-cache benchmark: {args.model} on {device}, {args.dtype}", flush=True)
     print(bench.HEADER)
     rows = bench.kv_cache_table(model, tokenizer, args.batches, args.lengths, uncached=not args.cached_only,
-                                cache_implementation=args.cache_implementation)
+                                cache_implementation=args.cache_implementation, static_loop=args.static_loop)
     print("\n" + bench.markdown(rows))
     return 0
 
@@ -224,6 +225,9 @@ def _add_eval_command(commands) -> None:
     evaluate.add_argument("--batch-size", type=int, help="default: the largest that fits (KV-cache arithmetic)")
     evaluate.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None,
                           help="KV cache: dynamic (default) or static (compilable on GPU)")
+    evaluate.add_argument("--decoder", choices=["generate", "static_loop"], default="generate",
+                          help="model.generate (default) or grpo.eval.static_decode's fixed-shape loop (compiled on "
+                               "CUDA; Llama/Qwen2, others fall back to generate)")
     evaluate.add_argument("--out", help="output folder (default: <run>/evals/final or <run>/evals/checkpoint-N, or evals/<model>)")
     evaluate.add_argument("--resume", action="store_true", help="continue an interrupted eval from its samples")
     evaluate.add_argument("--compare", nargs=2, metavar=("EVAL_A", "EVAL_B"),
@@ -256,6 +260,8 @@ def _add_bench_commands(commands) -> None:
     kv.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
     kv.add_argument("--cached-only", action="store_true", help="skip the uncached runs")
     kv.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None)
+    kv.add_argument("--static-loop", action="store_true",
+                    help="also time grpo.eval.static_decode's fixed-shape loop (compiled on CUDA) next to generate")
     kv.set_defaults(handler=cmd_bench_kv)
     train_bench = bench_commands.add_parser(
         "train", help="GRPO step time per backend and rollout setting (GPU)",

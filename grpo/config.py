@@ -185,6 +185,9 @@ class EvalSection(_Section):
     max_new_tokens: int = Field(256, gt=0)
     batch_size: int = Field(16, gt=0)
     every_n_steps: int | None = Field(None, gt=0, description="held-out greedy eval at step 0 and every N steps")
+    decoder: Literal["generate", "static_loop"] = Field(
+        "generate", description="generate: model.generate; static_loop: grpo.eval.static_decode's fixed-shape loop "
+                                "(compiled on CUDA; Llama/Qwen2 only, others fall back to generate)")
 
 
 class LoggingSection(_Section):

@@ -246,7 +246,10 @@ def test_bad_input(case, workspace, tiny_model_dir, monkeypatch, capsys):
 
 
 def _grpo(workspace: Path, *argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m grpo`` of this checkout (not whichever one is installed in the environment, e.g. from a git
+    worktree), run in ``workspace``."""
     environment = {key: value for key, value in os.environ.items() if key != "GRPO_DEBUG"} | (env or {})
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "grpo", *argv], cwd=workspace, capture_output=True, text=True,
                           env=environment, timeout=300)
 

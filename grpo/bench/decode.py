@@ -1,4 +1,5 @@
-"""Benchmarks behind `grpo bench`: generation with and without the KV cache at fixed lengths."""
+"""Benchmarks behind `grpo bench`: generation with and without the KV cache at fixed lengths, and optionally
+grpo.eval.static_decode's fixed-shape loop next to ``model.generate``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import time
 from dataclasses import dataclass
 
 import torch
+
+from grpo.eval.static_decode import StaticDecoder
 
 PROMPT = [{"role": "user", "content": "What is 12 + 7? Think step by step."}]
 
@@ -16,6 +19,7 @@ class KVRow:
     new_tokens: int
     cached_s: float
     uncached_s: float | None
+    loop_s: float | None = None  # the static decode loop, same batch and tokens
 
     @property
     def cached_tokens_per_s(self) -> float:
@@ -26,8 +30,30 @@ class KVRow:
         return 1000 * self.cached_s / self.new_tokens
 
     @property
+    def loop_tokens_per_s(self) -> float | None:
+        return self.batch * self.new_tokens / self.loop_s if self.loop_s else None
+
+    @property
+    def loop_ms_per_decode_step(self) -> float | None:
+        return 1000 * self.loop_s / self.new_tokens if self.loop_s else None
+
+    @property
     def ratio(self) -> float | None:
         return self.uncached_s / self.cached_s if self.uncached_s else None
+
+
+def _timed(decode, new_tokens: int) -> float:
+    """Seconds ``decode()`` takes (the GPU drained before and after); it must return exactly ``new_tokens``."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    generated = decode()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    if generated != new_tokens:
+        raise RuntimeError(f"generated {generated} tokens, expected exactly {new_tokens}")
+    return elapsed
 
 
 def _timed_generate(model, inputs, new_tokens: int, use_cache: bool, cache_implementation: str | None) -> float:
@@ -35,23 +61,23 @@ def _timed_generate(model, inputs, new_tokens: int, use_cache: bool, cache_imple
                "temperature": None, "top_p": None, "top_k": None}
     if use_cache and cache_implementation:
         options["cache_implementation"] = cache_implementation
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    output = model.generate(**inputs, **options)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
-    generated = output.shape[1] - inputs["input_ids"].shape[1]
-    if generated != new_tokens:
-        raise RuntimeError(f"generated {generated} tokens, expected exactly {new_tokens}")
-    return elapsed
+    prompt = inputs["input_ids"].shape[1]
+    return _timed(lambda: model.generate(**inputs, **options).shape[1] - prompt, new_tokens)
+
+
+def _timed_loop(loop: StaticDecoder, inputs, new_tokens: int) -> float:
+    """The static loop has no eos ids here, so like ``min_new_tokens`` it decodes exactly ``new_tokens``."""
+    return _timed(lambda: loop(inputs["input_ids"], inputs["attention_mask"], max_new_tokens=new_tokens).shape[1],
+                  new_tokens)
 
 
 @torch.inference_mode()
 def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], uncached: bool = True,
-                   cache_implementation: str | None = None, uncached_max_tokens: int = 512) -> list[KVRow]:
-    """Time cached (and uncached) greedy generation of exactly ``length`` new tokens for each batch size."""
+                   cache_implementation: str | None = None, uncached_max_tokens: int = 512,
+                   static_loop: bool = False) -> list[KVRow]:
+    """Time cached (and uncached) greedy generation of exactly ``length`` new tokens for each batch size; with
+    ``static_loop``, also grpo.eval.static_decode's loop (one decoder per batch size, sized for the longest length,
+    so it compiles once per batch size on CUDA)."""
     model.eval()
     device = next(model.parameters()).device
     rows = []
@@ -59,24 +85,33 @@ def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], unc
         inputs = tokenizer.apply_chat_template([PROMPT] * batch, add_generation_prompt=True, padding=True,
                                                return_tensors="pt", return_dict=True).to(device)
         _timed_generate(model, inputs, 8, True, cache_implementation)  # warm-up (and compilation for static)
+        loop = None
+        if static_loop:
+            longest = max(lengths)
+            loop = StaticDecoder(model, inputs["input_ids"].shape[1] + longest, longest, eos_ids=(),
+                                 pad_id=tokenizer.pad_token_id)
+            _timed_loop(loop, inputs, min(8, longest))  # warm-up (compilation and graph recording on CUDA)
         for length in lengths:
             cached = _timed_generate(model, inputs, length, True, cache_implementation)
             slow = (_timed_generate(model, inputs, length, False, None)
                     if uncached and length <= uncached_max_tokens else None)
-            rows.append(KVRow(batch, length, cached, slow))
+            looped = _timed_loop(loop, inputs, length) if loop is not None else None
+            rows.append(KVRow(batch, length, cached, slow, looped))
             print(format_row(rows[-1]), flush=True)
     return rows
 
 
-HEADER = "| batch | new tokens | cached s | cached tok/s | ms / decode step | uncached s | uncached / cached |"
+HEADER = ("| batch | new tokens | cached s | cached tok/s | ms / decode step | uncached s | uncached / cached "
+          "| static loop tok/s | static loop ms / step |")
 
 
 def format_row(row: KVRow) -> str:
     uncached = f"{row.uncached_s:.2f}" if row.uncached_s else "-"
     ratio = f"{row.ratio:.1f}x" if row.ratio else "-"
+    loop = (f"{row.loop_tokens_per_s:.0f} | {row.loop_ms_per_decode_step:.2f}" if row.loop_s else "- | -")
     return (f"| {row.batch} | {row.new_tokens} | {row.cached_s:.2f} | {row.cached_tokens_per_s:.0f} | "
-            f"{row.ms_per_decode_step:.2f} | {uncached} | {ratio} |")
+            f"{row.ms_per_decode_step:.2f} | {uncached} | {ratio} | {loop} |")
 
 
 def markdown(rows: list[KVRow]) -> str:
-    return "\n".join([HEADER, "|---:|---:|---:|---:|---:|---:|---:|"] + [format_row(r) for r in rows])
+    return "\n".join([HEADER, "|---:" * 9 + "|"] + [format_row(r) for r in rows])

@@ -159,10 +159,10 @@ def summarize(records: list[dict[str, Any]], format_names: tuple[str, ...], ks: 
 
 
 def greedy_eval(model, tokenizer, rows: list[dict[str, Any]], scorer: Scorer, max_new_tokens: int,
-                batch_size: int, description: str = "eval",
-                progress: bool = True) -> tuple[dict[str, Any], list[SampleResult]]:
+                batch_size: int, description: str = "eval", progress: bool = True,
+                decoder: str = "generate") -> tuple[dict[str, Any], list[SampleResult]]:
     """Greedy accuracy, format compliance and lengths on ``rows`` (one completion per problem)."""
-    params = SamplingParams(max_new_tokens=max_new_tokens)
+    params = SamplingParams(max_new_tokens=max_new_tokens, decoder=decoder)
     completions = generate(model, tokenizer, [row["prompt"] for row in rows], params, batch_size, description,
                            progress)
     results = score(rows, completions, scorer)

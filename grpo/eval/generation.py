@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,10 @@ import torch
 from tqdm.auto import tqdm
 
 from grpo.data.splits import longest_prompt_tokens
+from grpo.eval import static_decode
+
+logger = logging.getLogger("grpo")
+DECODERS = ("generate", "static_loop")
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,9 @@ class SamplingParams:
     num_samples: int = 1
     seed: int = 0
     cache_implementation: str | None = None  # None: dynamic KV cache; "static": fixed-size cache (compilable)
+    # "generate": model.generate; "static_loop": grpo.eval.static_decode (always a static cache, compiled on CUDA),
+    # or model.generate where that loop does not support the model (logged)
+    decoder: str = "generate"
 
 
 def _split_completions(ids: torch.Tensor, eos_ids: set[int], tokenizer) -> list[Completion]:
@@ -48,16 +56,34 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return ids
 
 
-def _filler_rows(batch: list, batch_size: int, cache_implementation: str | None) -> list:
-    """Copies of the last prompt that bring a short last batch up to ``batch_size`` with the static cache.
+def _filler_rows(batch: list, batch_size: int, compiled: bool) -> list:
+    """Copies of the last prompt that bring a short last batch up to ``batch_size`` when decoding is compiled.
 
     Why: with ``cache_implementation="static"`` transformers compiles the decoding step for the batch's shape, and a
-    smaller last batch compiles it again (about 90 s on an H100 for the last 36 of 2,084 problems). Decoding the
-    spare rows costs a fraction of that; their outputs are dropped. The dynamic cache compiles nothing: no filler.
+    smaller last batch compiles it again (about 90 s on an H100 for the last 36 of 2,084 problems); the compiled
+    static loop would likewise compile and record its graph again. Decoding the spare rows costs a fraction of that;
+    their outputs are dropped. The dynamic cache and the eager loop compile nothing: no filler.
     """
-    if cache_implementation != "static" or len(batch) >= batch_size:
+    if not compiled or len(batch) >= batch_size:
         return []
     return [batch[-1]] * (batch_size - len(batch))
+
+
+def _static_loop(model, tokenizer, prompts, params: SamplingParams, eos_ids: set[int]):
+    """The static decode loop for this call (kept on the model for later calls that fit it), or None when
+    ``params`` asks for ``model.generate`` or the loop does not support the model (then said in the log, and
+    ``model.generate`` decodes)."""
+    if params.decoder not in DECODERS:
+        raise ValueError(f"decoder {params.decoder!r}: expected one of {', '.join(DECODERS)}")
+    if params.decoder != "static_loop" or not prompts:
+        return None
+    reason = static_decode.unsupported_reason(model)
+    if reason is not None:
+        logger.warning("decoder static_loop: %s; decoding with model.generate instead", reason)
+        return None
+    sampling = static_decode.Sampling(params.do_sample, params.temperature, params.top_p)
+    return static_decode.kept_decoder(model, static_cache_len(tokenizer, prompts, params.max_new_tokens),
+                                      params.max_new_tokens, eos_ids, tokenizer.pad_token_id, sampling)
 
 
 def static_cache_len(tokenizer, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> int:
@@ -92,16 +118,23 @@ def generate(model, tokenizer, prompts: list[list[dict[str, str]]], params: Samp
         options["cache_implementation"] = params.cache_implementation
     if params.cache_implementation == "static" and expanded:
         options["max_cache_len"] = static_cache_len(tokenizer, prompts, params.max_new_tokens)
+    loop = _static_loop(model, tokenizer, prompts, params, eos_ids)
+    compiled = loop.compiled if loop is not None else params.cache_implementation == "static"
     try:
         for start in range(0, len(expanded), batch_size):
             batch = expanded[start : start + batch_size]
+            generator = None
             if params.do_sample:  # a per-batch seed keeps results independent of how far a resumed run got
-                torch.manual_seed(params.seed + start)
-            filler = _filler_rows(batch, batch_size, params.cache_implementation)
+                torch.manual_seed(params.seed + start)  # model.generate samples from the global generator
+                generator = torch.Generator(device).manual_seed(params.seed + start)  # the static loop from its own
+            filler = _filler_rows(batch, batch_size, compiled)
             encoded = tokenizer.apply_chat_template(batch + filler, add_generation_prompt=True, padding=True,
                                                     return_tensors="pt", return_dict=True).to(device)
-            output = model.generate(**encoded, **options)
-            completions = _split_completions(output[:, encoded["input_ids"].shape[1] :], eos_ids, tokenizer)
+            if loop is not None:
+                new_tokens = loop(encoded["input_ids"], encoded["attention_mask"], generator)
+            else:
+                new_tokens = model.generate(**encoded, **options)[:, encoded["input_ids"].shape[1] :]
+            completions = _split_completions(new_tokens, eos_ids, tokenizer)
             completions = completions[: len(batch)]
             results.extend(completions)
             generated_tokens += sum(c.num_tokens for c in completions)

@@ -36,8 +36,8 @@ class HeldOutEval(TrainerCallback):
     """
 
     def __init__(self, rows: list[dict[str, Any]], scorer: Scorer, max_new_tokens: int, batch_size: int, every: int,
-                 samples_dir: Path | None = None):
-        self.rows, self.scorer, self.every = rows, scorer, every
+                 samples_dir: Path | None = None, decoder: str = "generate"):
+        self.rows, self.scorer, self.every, self.decoder = rows, scorer, every, decoder
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.samples_dir = samples_dir  # per-problem outputs of each eval: step-000025.jsonl, ...
         self.trainer = None
@@ -49,7 +49,7 @@ class HeldOutEval(TrainerCallback):
         """Once, on the main process (the others wait), on the policy as TRL's rollouts see it (ZeRO-3 gathered)."""
         result = distributed.on_main_process(self.trainer, lambda model: greedy_eval(
             model, processing_class, self.rows, self.scorer, self.max_new_tokens, self.batch_size,
-            f"eval step {state.global_step}"))
+            f"eval step {state.global_step}", decoder=self.decoder))
         if result is None:
             return
         summary, samples = result

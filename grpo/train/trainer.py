@@ -170,7 +170,7 @@ def _eval_once(trainer, config: RunConfig, rows, scorer: Scorer, description: st
     """Greedy eval of the policy on the main process ((summary, samples)); None on the others."""
     return distributed.on_main_process(trainer, lambda model: greedy_eval(
         model, trainer.processing_class, rows, scorer, config.eval.max_new_tokens, config.eval.batch_size,
-        description))
+        description, decoder=config.eval.decoder))
 
 
 def _before_eval(trainer, run_dir: Path, held_out, scorer: Scorer, config: RunConfig) -> dict[str, Any] | None:
@@ -248,7 +248,7 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
     if config.eval.every_n_steps:
         held_out_eval = HeldOutEval(_held_out_rows(config, splits), scorer, config.eval.max_new_tokens,
                                     config.eval.batch_size, config.eval.every_n_steps,
-                                    run_dir / rundir.EVAL_SAMPLES_DIR)
+                                    run_dir / rundir.EVAL_SAMPLES_DIR, decoder=config.eval.decoder)
         callbacks.append(held_out_eval)
     completions_log = None
     if config.logging.completions_every:

@@ -47,6 +47,7 @@ def test_defaults_without_file_are_valid():
         ("train:\n  max_steps: lots\n", [], "train.max_steps: Input should be a valid integer"),
         # a value outside an enumeration lists what is allowed
         ("model:\n  backend: tpu\n", [], "model.backend: Input should be 'auto', 'hf' or 'unsloth'"),
+        ("{}\n", ["eval.decoder=fast"], "eval.decoder: Input should be 'generate' or 'static_loop'"),
         # num_generations must divide the generation batch; the allowed values are listed
         ("train:\n  per_device_train_batch_size: 8\n  num_generations: 3\n", [],
          "train.num_generations: 3 must divide the generation batch per_device_train_batch_size x processes x "

@@ -16,3 +16,18 @@ def test_kv_cache_table_on_a_tiny_model(tiny_model_dir):
     assert rows[1].uncached_s is None  # beyond uncached_max_tokens: cached only
     assert rows[0].cached_tokens_per_s == 2 * 8 / rows[0].cached_s
     assert markdown(rows).count("\n") == 3
+
+
+def test_kv_cache_table_times_the_static_loop_beside_generate(tiny_model_dir):
+    """`grpo bench kv --static-loop`: the loop decodes exactly the asked tokens too (no eos stops it), one decoder
+    per batch size serves every length, and its columns are filled; without the option they stay empty."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, padding_side="left")
+    rows = kv_cache_table(model, tokenizer, batches=[2], lengths=[4, 12], uncached=False, static_loop=True)
+    assert [(r.batch, r.new_tokens) for r in rows] == [(2, 4), (2, 12)]
+    assert all(r.loop_s > 0 and r.loop_tokens_per_s == 2 * r.new_tokens / r.loop_s for r in rows)
+    assert rows[1].loop_ms_per_decode_step == 1000 * rows[1].loop_s / 12
+    table = markdown(rows).splitlines()
+    assert len({line.count("|") for line in table}) == 1 and not table[-1].endswith(" - | - |")
+    plain = kv_cache_table(model, tokenizer, batches=[2], lengths=[4], uncached=False)
+    assert plain[0].loop_s is None and markdown(plain).splitlines()[-1].endswith(" - | - |")

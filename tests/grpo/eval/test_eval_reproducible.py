@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from grpo.cli import main
 from grpo.config import load_config
 from grpo.data.splits import load_splits
+from grpo.eval import static_decode
 from grpo.eval.evaluate import Scorer, greedy_eval
 from grpo.eval.generation import SamplingParams, generate, static_cache_len
 from grpo.models.loading import load
@@ -77,16 +80,28 @@ def test_static_cache_has_one_size_for_every_batch(tmp_path, tiny_model_dir):
     assert sizes == [static_cache_len(loaded.tokenizer, prompts, 12)] * 3
 
 
-def test_step_zero_eval_in_training_equals_standalone_eval(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("decoder", ["generate", "static_loop"])
+def test_step_zero_eval_in_training_equals_standalone_eval(tmp_path, tiny_model_dir, monkeypatch, decoder):
+    """Also with ``eval.decoder: static_loop``: the setting reaches the in-training eval (the loop is built, on
+    the LoRA-wrapped policy) and its completions equal a standalone ``model.generate`` eval of the base model."""
     overrides = ["train.max_steps=1", "train.per_device_train_batch_size=4", "train.num_generations=2",
                  "train.max_completion_length=4", "train.report_to=[none]", "eval.every_n_steps=1",
-                 "eval.num_problems=6", "eval.max_new_tokens=10", "eval.batch_size=4"]
+                 "eval.num_problems=6", "eval.max_new_tokens=10", "eval.batch_size=4", f"eval.decoder={decoder}"]
     config = _config(tmp_path, tiny_model_dir, *overrides)
     config_file = tmp_path / "repro.yaml"
     from grpo.config import to_yaml
 
     config_file.write_text(to_yaml(config))
+    built = []
+    original = static_decode.StaticDecoder
+
+    def recording_decoder(model, *args, **kwargs):
+        built.append(type(model).__name__)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(static_decode, "StaticDecoder", recording_decoder)
     assert main(["train", str(config_file)]) == 0
+    assert set(built) == ({"PeftModelForCausalLM"} if decoder == "static_loop" else set())
     in_training = [json.loads(line) for line in
                    (tmp_path / "runs" / "repro" / "eval_samples" / "step-000000.jsonl").read_text().splitlines()]
 

@@ -1,0 +1,317 @@
+"""A fixed-shape decode loop over a static KV cache: one step function per token, no host sync inside it.
+
+Why: profiling ``model.generate`` with the static cache on a GPU put the bound on the Python work around each
+decode step (logits processors, stopping criteria, bookkeeping), not on the forward. Here every step is the same
+function over tensors of one shape (current tokens, position ids, a cache-length attention mask that the step fills
+in place, a ``finished`` flag per row, the output buffer), so on CUDA it can be compiled once with
+``torch.compile(mode="reduce-overhead")``, which replays it as a CUDA graph: one launch per token instead of
+hundreds. The host reads "all rows finished" only every ``sync_every`` tokens; rows that finished earlier are fed
+pad tokens meanwhile, and everything after a row's eos is pad, as ``model.generate`` leaves it.
+
+Why ``torch.compile`` rather than a hand-captured ``torch.cuda.CUDAGraph``: transformers' ``StaticCache`` allocates
+its tensors lazily in the first forward and marks them as static addresses for exactly this compiler; compile also
+fuses the sampling arithmetic into few kernels, records the graph after its own warm-up runs, and falls back to
+running the step without a graph (rather than replaying a wrong one) when something in it cannot be captured. A
+manual capture would have to pre-allocate every buffer, warm up on a side stream and re-capture whenever an address
+changes, all by hand.
+
+Sampling draws one uniform number per row per token from the caller's ``torch.Generator`` *outside* the step (one
+small kernel launch, no sync) and the step inverts the cumulative distribution with it: the compiled graph needs no
+generator state, and the tokens drawn do not depend on ``sync_every``.
+
+Scope: Llama and Qwen2 families (their forward takes ``past_key_values``, ``position_ids``, ``attention_mask``,
+``logits_to_keep``; transformers 5.x dropped ``cache_position``, the static cache counts its own write position on
+the device), full attention only, SDPA or eager attention, greedy or temperature / top-k / top-p sampling, and
+generation configs that ask for nothing more (no repetition penalty, minimum length, ...). :func:`unsupported_reason`
+decides by those explicit checks; :func:`grpo.eval.generation.generate` falls back to ``model.generate`` when it
+returns a reason. LoRA models from ``peft.get_peft_model`` pass the arguments through to the base model and work.
+
+Wired into evaluation only (``SamplingParams.decoder``, ``eval.decoder``). Next step: a rollout hook so TRL's
+GRPO rollouts can use it (``grpo.train.rollout``), once GPU measurements say it pays off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from transformers import GenerationConfig, StaticCache
+
+SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
+SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
+# Generation-config fields that add logits processing or stopping rules this loop does not implement. A model whose
+# generation config sets any of them away from its default (Qwen2.5-Instruct ships repetition_penalty 1.05, which
+# ``model.generate`` applies even when greedy) is decoded by ``model.generate`` instead.
+UNSUPPORTED_GENERATION_SETTINGS = (
+    "repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size", "min_length", "min_new_tokens",
+    "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
+    "sequence_bias", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "exponential_decay_length_penalty",
+    "num_beams", "guidance_scale", "watermarking_config", "stop_strings", "max_time", "renormalize_logits",
+)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen: argmax when ``do_sample`` is False, else ``softmax(logits / temperature)``
+    restricted to the ``top_k`` most likely tokens (0: all) and then to the nucleus of mass ``top_p``."""
+
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+
+    def __post_init__(self):
+        if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1 and self.top_k >= 0):
+            raise ValueError(f"sampling needs temperature > 0, 0 < top_p <= 1 and top_k >= 0, got {self}")
+
+
+def unsupported_reason(model) -> str | None:
+    """Why this loop cannot decode ``model`` exactly as ``model.generate`` would (None: it can)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        return f"model type {config.model_type!r} is not one of {sorted(SUPPORTED_MODEL_TYPES)}"
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder models are not supported"
+    layer_types = getattr(config, "layer_types", None) or []
+    if getattr(config, "sliding_window", None) is not None or any(kind != "full_attention" for kind in layer_types):
+        return "sliding-window (or other non-full) attention layers are not supported"
+    attention = getattr(config, "_attn_implementation", None)
+    if attention not in SUPPORTED_ATTENTION:
+        return f"attention implementation {attention!r} is not one of {sorted(SUPPORTED_ATTENTION)}"
+    peft_config = getattr(model, "active_peft_config", None)
+    if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
+        return "prompt-learning PEFT adapters (prefix or prompt tuning) change the cache and are not supported"
+    generation_config = getattr(model, "generation_config", None) or GenerationConfig()
+    defaults = GenerationConfig()
+    changed = [name for name in UNSUPPORTED_GENERATION_SETTINGS
+               if getattr(generation_config, name, None) != getattr(defaults, name, None)]
+    if changed:
+        return f"the generation config sets {', '.join(changed)}, which this loop does not implement"
+    return None
+
+
+def next_tokens(logits: torch.Tensor, uniforms: torch.Tensor | None, sampling: Sampling) -> torch.Tensor:
+    """The chosen token per row of ``logits`` (batch x vocab), in float32 as ``model.generate`` chooses.
+
+    Sampling inverts the cumulative distribution at ``uniforms`` (one number in [0, 1) per row): in vocabulary
+    order without filters, over the tokens sorted by probability with top-k / top-p. A token of probability zero is
+    never picked: the threshold stays below the total mass and the first index whose cumulative mass exceeds it has
+    mass of its own. Top-p keeps the most likely tokens up to and including the one that makes their mass reach
+    ``top_p`` (transformers' ``TopPLogitsWarper``; the most likely token always stays).
+    """
+    scores = logits.float()
+    if not sampling.do_sample:
+        return scores.argmax(dim=-1)
+    scores = scores / sampling.temperature
+    order = None
+    if sampling.top_k or sampling.top_p < 1:
+        scores, order = scores.sort(dim=-1, descending=True)
+        if sampling.top_k:
+            scores, order = scores[:, : sampling.top_k], order[:, : sampling.top_k]
+    probs = torch.softmax(scores, dim=-1)
+    if sampling.top_p < 1:
+        mass_before = probs.cumsum(dim=-1) - probs  # mass of the strictly more likely tokens
+        probs = probs.masked_fill(mass_before >= sampling.top_p, 0.0)
+    cumulative = probs.cumsum(dim=-1)
+    total = cumulative[:, -1:]
+    threshold = torch.minimum(uniforms[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
+    index = (cumulative <= threshold).sum(dim=-1, keepdim=True)
+    return (index if order is None else order.gather(-1, index)).squeeze(-1)
+
+
+@dataclass
+class _Buffers:
+    """Every tensor the step reads or writes; one shape for the decoder's life, updated in place."""
+
+    tokens: torch.Tensor  # batch x 1: the last chosen token, the next step's input
+    positions: torch.Tensor  # batch x 1: its position id (real tokens before it, left padding excluded)
+    mask: torch.Tensor  # batch x max_cache_len: 1 where the cache holds a real token
+    write: torch.Tensor  # (1,): the cache position: the slot ``tokens`` goes to in the next step
+    column: torch.Tensor  # (1,): the output column of the next chosen token
+    finished: torch.Tensor  # batch: the row has chosen an eos
+    lengths: torch.Tensor  # batch: tokens generated up to and including the eos
+    out: torch.Tensor  # batch x max_new_tokens: the chosen tokens, pad after eos
+    uniforms: torch.Tensor  # batch: this step's random numbers (sampling only)
+    eos: torch.Tensor  # the eos ids
+
+
+def _record(buffers: _Buffers, chosen: torch.Tensor, pad_id: int) -> None:
+    """Write the chosen tokens (pad for finished rows) to the output and make them the next input."""
+    chosen = torch.where(buffers.finished, pad_id, chosen)
+    buffers.out.index_copy_(1, buffers.column, chosen[:, None])
+    buffers.lengths.add_((~buffers.finished).long())
+    buffers.finished.logical_or_(torch.isin(chosen, buffers.eos))
+    buffers.tokens.copy_(chosen[:, None])
+    buffers.column.add_(1)
+
+
+def _decode_step(model, cache: StaticCache, buffers: _Buffers, sampling: Sampling, pad_id: int) -> None:
+    """One token for every row: the function compiled (and graph-replayed) on CUDA. Reads and writes only the
+    fixed-shape tensors of ``buffers`` and the cache, returns nothing and never syncs with the host."""
+    buffers.mask.index_fill_(1, buffers.write, 1)
+    logits = model(input_ids=buffers.tokens, attention_mask=buffers.mask, position_ids=buffers.positions,
+                   past_key_values=cache, use_cache=True).logits[:, -1, :]
+    _record(buffers, next_tokens(logits, buffers.uniforms, sampling), pad_id)
+    buffers.positions.add_(1)
+    buffers.write.add_(1)
+
+
+_COMPILED_STEPS: dict[bool, object] = {}
+
+
+def _compiled_step(fullgraph: bool):
+    """One compiled wrapper per ``fullgraph`` setting for the whole process, so decoders share dynamo's cache."""
+    if fullgraph not in _COMPILED_STEPS:
+        _COMPILED_STEPS[fullgraph] = torch.compile(_decode_step, mode="reduce-overhead", fullgraph=fullgraph)
+    return _COMPILED_STEPS[fullgraph]
+
+
+class StaticDecoder:
+    """Decodes left-padded batches of one model with a static cache of ``max_cache_len`` slots.
+
+    Keep one decoder for all batches of a run: the cache and buffers are allocated for the first batch and reused
+    (reset) while the batch size stays the same, so the compiled step sees the same shapes and addresses every time.
+    ``max_cache_len`` must hold the longest padded prompt plus ``max_new_tokens``; give the same value for every batch
+    (:func:`grpo.eval.generation.static_cache_len`) so that one shape serves them all.
+
+    ``compile``: None compiles the step on CUDA and runs it eagerly elsewhere; ``fullgraph`` makes a graph break an
+    error instead of a silent split (the CUDA graph then covers less of the step).
+    """
+
+    def __init__(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
+                 sampling: Sampling = Sampling(), sync_every: int = 16, compile: bool | None = None,
+                 fullgraph: bool = False):
+        reason = unsupported_reason(model)
+        if reason is not None:
+            raise ValueError(f"static decode loop: {reason}; use model.generate")
+        if sync_every < 1 or max_new_tokens < 1:
+            raise ValueError(f"sync_every ({sync_every}) and max_new_tokens ({max_new_tokens}) must be at least 1")
+        self.model, self.max_cache_len, self.max_new_tokens = model, max_cache_len, max_new_tokens
+        self.eos_ids, self.pad_id = sorted(set(eos_ids)), pad_id
+        self.sampling, self.sync_every = sampling, sync_every
+        self.device = next(model.parameters()).device
+        self.compiled = self.device.type == "cuda" if compile is None else compile
+        self._step = _compiled_step(fullgraph) if self.compiled else _decode_step
+        self._cache: StaticCache | None = None
+        self._buffers: _Buffers | None = None
+        self._generator: torch.Generator | None = None
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generator: torch.Generator | None = None,
+                 max_new_tokens: int | None = None) -> torch.Tensor:
+        """The new tokens, batch x (the longest row's length up to and including its eos), pad after each eos;
+        exactly what ``model.generate(...)[:, prompt_length:]`` returns for the same settings when greedy.
+
+        ``generator`` (on the model's device) draws the sampling randomness; ``max_new_tokens`` may lower the
+        decoder's limit for this call.
+        """
+        limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        if not 1 <= limit <= self.max_new_tokens:
+            raise ValueError(f"max_new_tokens {limit} must be in 1..{self.max_new_tokens} (the decoder's limit)")
+        self.prefill(input_ids, attention_mask, generator)
+        for generated in range(1, limit):
+            if generated % self.sync_every == 0 and self.all_finished():
+                break
+            self.step()
+        return self.result()
+
+    @torch.inference_mode()
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                generator: torch.Generator | None = None) -> None:
+        """Reset the cache and buffers, run the prompts through the model's own forward and choose the first token."""
+        batch, prompt_length = input_ids.shape
+        if prompt_length + self.max_new_tokens > self.max_cache_len:
+            raise ValueError(f"max_cache_len {self.max_cache_len} is shorter than the padded prompt ({prompt_length} "
+                             f"tokens) plus max_new_tokens ({self.max_new_tokens})")
+        if not bool(attention_mask[:, -1].all()):
+            raise ValueError("the static decode loop needs left padding (every row's last prompt token is real)")
+        if self.sampling.do_sample and generator is None:
+            raise ValueError("sampling needs a torch.Generator on the model's device")
+        self._generator = generator
+        buffers = self._prepare(batch)
+        buffers.mask.zero_()
+        buffers.mask[:, :prompt_length] = attention_mask
+        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        buffers.finished.zero_()
+        buffers.lengths.zero_()
+        buffers.out.fill_(self.pad_id)
+        buffers.column.zero_()
+        self._draw_uniforms()
+        logits = self.model(input_ids=input_ids, attention_mask=buffers.mask, position_ids=positions,
+                            past_key_values=self._cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+        _record(buffers, next_tokens(logits, buffers.uniforms, self.sampling), self.pad_id)
+        buffers.positions.copy_(positions[:, -1:] + 1)
+        buffers.write.fill_(prompt_length)
+
+    @torch.inference_mode()
+    def step(self) -> None:
+        """One more token for every row (no host sync)."""
+        self._draw_uniforms()
+        if self.compiled and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
+        self._step(self.model, self._cache, self._buffers, self.sampling, self.pad_id)
+
+    def all_finished(self) -> bool:
+        """The only per-step host sync, made every ``sync_every`` tokens by :meth:`__call__`."""
+        return bool(self._buffers.finished.all())
+
+    def result(self) -> torch.Tensor:
+        width = int(self._buffers.lengths.max())
+        return self._buffers.out[:, :width].clone()
+
+    def _draw_uniforms(self) -> None:
+        if self.sampling.do_sample:
+            torch.rand(self._buffers.uniforms.shape, generator=self._generator, device=self.device,
+                       out=self._buffers.uniforms)
+
+    def _prepare(self, batch: int) -> _Buffers:
+        """The cache and buffers for ``batch`` rows: reset when the batch size is the one they were made for."""
+        if self._buffers is not None and self._buffers.tokens.shape[0] == batch:
+            self._cache.reset()
+            return self._buffers
+        device, long = self.device, torch.long
+        self._cache = StaticCache(config=self.model.config, max_cache_len=self.max_cache_len)
+        self._buffers = _Buffers(
+            tokens=torch.zeros(batch, 1, dtype=long, device=device),
+            positions=torch.zeros(batch, 1, dtype=long, device=device),
+            mask=torch.zeros(batch, self.max_cache_len, dtype=long, device=device),
+            write=torch.zeros(1, dtype=long, device=device), column=torch.zeros(1, dtype=long, device=device),
+            finished=torch.zeros(batch, dtype=torch.bool, device=device),
+            lengths=torch.zeros(batch, dtype=long, device=device),
+            out=torch.zeros(batch, self.max_new_tokens, dtype=long, device=device),
+            uniforms=torch.zeros(batch, dtype=torch.float32, device=device),
+            eos=torch.tensor(self.eos_ids, dtype=long, device=device))
+        if self.compiled:  # fixed addresses: CUDA graphs replay in place instead of copying or skipping the graph
+            for tensor in vars(self._buffers).values():
+                torch._dynamo.mark_static_address(tensor)
+        return self._buffers
+
+
+def kept_decoder(model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
+                 sampling: Sampling = Sampling()) -> StaticDecoder:
+    """The decoder an earlier call kept on ``model`` when its settings are the same and its cache is at least
+    ``max_cache_len`` long; else a new one, kept there in its place.
+
+    Why: callers generate chunk by chunk (``grpo eval``) or every N training steps (held-out evals), each call
+    sizing the cache for its own prompts. A new length is a new shape, so the step would compile again; new buffers
+    of the same shape make the CUDA graph record again. transformers keeps ``model._cache`` for its static cache
+    the same way; the cache stays allocated while the model lives (delete ``model._grpo_static_decoder`` to free it).
+    """
+    kept = getattr(model, "_grpo_static_decoder", None)
+    if (kept is not None and kept.model is model and kept.max_cache_len >= max_cache_len  # (PEFT forwards lookups)
+            and kept.max_new_tokens == max_new_tokens and kept.eos_ids == sorted(set(eos_ids))
+            and kept.pad_id == pad_id and kept.sampling == sampling and kept.device == next(model.parameters()).device):
+        return kept
+    decoder = StaticDecoder(model, max_cache_len, max_new_tokens, eos_ids, pad_id, sampling)
+    model._grpo_static_decoder = decoder
+    return decoder
+
+
+def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+           eos_ids: Iterable[int], pad_id: int, sampling: Sampling = Sampling(),
+           generator: torch.Generator | None = None, max_cache_len: int | None = None, sync_every: int = 16,
+           compile: bool | None = None) -> torch.Tensor:
+    """One batch through a fresh :class:`StaticDecoder` (cache: prompt + ``max_new_tokens`` unless given)."""
+    length = max_cache_len or input_ids.shape[1] + max_new_tokens
+    decoder = StaticDecoder(model, length, max_new_tokens, eos_ids, pad_id, sampling, sync_every, compile)
+    return decoder(input_ids, attention_mask, generator)
