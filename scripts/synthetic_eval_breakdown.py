@@ -1,5 +1,6 @@
-"""Greedy accuracy by number of operations on a synthetic held-out split, the splits' mix, and how far two evals
-of the same problems agree: the breakdowns docs/learning.md quotes for the GPU synthetic runs.
+"""Greedy accuracy by number of operations (and by operations and digits) on a synthetic held-out split, the
+splits' mix, and how far two evals of the same problems agree: the breakdowns docs/learning.md quotes for the GPU
+synthetic runs.
 
     python scripts/synthetic_eval_breakdown.py configs/gpu/smollm2-135m-synthetic.yaml \\
         docs/results/h200x2-2026-11-30/base-512/samples.jsonl.gz \\
@@ -40,13 +41,20 @@ def main() -> None:
         mix = Counter(split["operations"])
         print(f"{name}: {len(split)} problems; " + ", ".join(
             f"{count} with {ops} operation(s) ({count / len(split):.1%})" for ops, count in sorted(mix.items())))
-    operations = dict(zip(held_out["id"], held_out["operations"]))
+    shapes = {pid: (ops, digits) for pid, ops, digits in zip(held_out["id"], held_out["operations"],
+                                                              held_out["digits"])}
     for path in args.samples:
         by_count: dict[int, list[bool]] = defaultdict(list)
+        by_shape: dict[tuple[int, int], list[bool]] = defaultdict(list)
         for sample in read_samples(path):
-            by_count[operations[sample["id"]]].append(bool(sample["correct"]))
+            right = sample["correct"] is True
+            by_count[shapes[sample["id"]][0]].append(right)
+            by_shape[shapes[sample["id"]]].append(right)
         print(f"{path}: " + "; ".join(f"{ops} operation(s): {sum(v)}/{len(v)} = {sum(v) / len(v):.1%}"
                                        for ops, v in sorted(by_count.items())))
+        print("  by operations and largest number's digits: " + "; ".join(
+            f"{ops} op, {digits} digit(s): {sum(v)}/{len(v)} = {sum(v) / len(v):.1%}"
+            for (ops, digits), v in sorted(by_shape.items())))
     if args.compare:
         first, second = (read_samples(path) for path in args.compare)
         assert [s["id"] for s in first] == [s["id"] for s in second], "the two evals cover different problems"
