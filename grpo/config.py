@@ -164,6 +164,10 @@ class TrainSection(_Section):
     scale_rewards: Literal["group", "batch", "none"] = "group"
     mask_truncated_completions: bool = False
     cache_implementation: Literal["dynamic", "static"] | None = None
+    rollout_decoder: Literal["generate", "static_loop"] = Field(
+        "generate", description="static_loop: TRL's rollouts decode with grpo.eval.static_decode's fixed-shape loop "
+        "(its own static cache, compiled on CUDA; backend hf, no vLLM; Llama/Qwen2 and the sampling settings it "
+        "implements, else model.generate, saying why); cache_implementation then applies to model.generate only")
     generation_kwargs: dict[str, Any] = Field(default_factory=dict)
     dynamic_sampling: DynamicSamplingSection = DynamicSamplingSection()
     warm_start: WarmStartSection = WarmStartSection()
@@ -396,6 +400,8 @@ def check_consistency(config: RunConfig) -> None:
         problems.append(f"model.name: path {model.name!r} does not exist")
     if model.load_in_4bit and model.backend == "hf" and model.dtype == "float32":
         problems.append("model.load_in_4bit: needs a 16-bit compute dtype; set model.dtype to bfloat16 or auto")
+    if train.rollout_decoder == "static_loop":
+        problems.extend(_rollout_decoder_problems(train, model))
     if train.epsilon_high is not None and train.epsilon_high < train.epsilon:
         problems.append(f"train.epsilon_high: {train.epsilon_high} is below train.epsilon {train.epsilon}")
     problems.extend(_optimizer_problems(train.optim))
@@ -406,6 +412,22 @@ def check_consistency(config: RunConfig) -> None:
     problems.extend(_reward_problems(config))
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+# train.trl switches with which TRL generates rollouts without calling model.generate, the call the static loop takes
+ROLLOUT_ENGINES = ("use_vllm", "use_transformers_continuous_batching", "use_transformers_paged")
+
+
+def _rollout_decoder_problems(train: TrainSection, model: ModelSection) -> list[str]:
+    """``train.rollout_decoder: static_loop`` replaces the transformers model's ``generate`` in TRL's rollouts: with
+    another rollout engine it would never run, and Unsloth replaces the attention and KV-cache code the loop relies on
+    (untested there: refused rather than guessed)."""
+    problems = [f"train.rollout_decoder: static_loop takes over model.generate, which train.trl.{key} bypasses; "
+                "set one of them back" for key in ROLLOUT_ENGINES if train.trl.get(key)]
+    if model.backend == "unsloth":
+        problems.append("train.rollout_decoder: static_loop needs model.backend hf (Unsloth replaces the attention and "
+                        "KV-cache code the loop relies on); set model.backend=hf or train.rollout_decoder=generate")
+    return problems
 
 
 def _optimizer_problems(optim: str) -> list[str]:

@@ -150,6 +150,8 @@ CASES = [
     Case("config-a-list", ["config", "{W}/list.yaml"], 2, "expected a mapping of sections"),
     Case("override-without-value", config("train.max_steps"), 2, "expected key.sub=value"),
     Case("unknown-reward", config("rewards.0.name=no_such_reward"), 2, "rewards[0]"),
+    Case("rollout-loop-with-vllm", config("train.rollout_decoder=static_loop", "train.trl.use_vllm=true"), 2,
+         "train.rollout_decoder: static_loop takes over model.generate, which train.trl.use_vllm bypasses"),
     Case("model-path-missing", config("model.name=./no-model"), 2, "model.name: path './no-model' does not exist"),
     # --- run directories ------------------------------------------------------------------------------------------
     Case("existing-run", train("run.name=old"), 2, "already exists; pass --resume"),

@@ -26,8 +26,9 @@ generation configs that ask for nothing more (no repetition penalty, minimum len
 decides by those explicit checks; :func:`grpo.eval.generation.generate` falls back to ``model.generate`` when it
 returns a reason. LoRA models from ``peft.get_peft_model`` pass the arguments through to the base model and work.
 
-Wired into evaluation only (``SamplingParams.decoder``, ``eval.decoder``). Next step: a rollout hook so TRL's
-GRPO rollouts can use it (``grpo.train.rollout``), once GPU measurements say it pays off.
+Wired into evaluation (``SamplingParams.decoder``, ``eval.decoder``) and, opt-in, into TRL's GRPO rollouts
+(``train.rollout_decoder``, :func:`grpo.train.rollout.install_static_loop`); both tested on a CPU (eager), neither
+measured on a GPU yet.
 """
 
 from __future__ import annotations
@@ -40,15 +41,22 @@ from transformers import GenerationConfig, StaticCache
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
-# Generation-config fields that add logits processing or stopping rules this loop does not implement. A model whose
-# generation config sets any of them away from its default (Qwen2.5-Instruct ships repetition_penalty 1.05, which
-# ``model.generate`` applies even when greedy) is decoded by ``model.generate`` instead.
-UNSUPPORTED_GENERATION_SETTINGS = (
-    "repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size", "min_length", "min_new_tokens",
-    "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
-    "sequence_bias", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "exponential_decay_length_penalty",
-    "num_beams", "guidance_scale", "watermarking_config", "stop_strings", "max_time", "renormalize_logits",
-)
+# Generation-config fields that add logits processing, stopping rules or other outputs this loop does not implement,
+# each with the values at which ``model.generate`` does nothing for it (None, unset, always counts as such). A config
+# that sets any of them otherwise (Qwen2.5-Instruct ships repetition_penalty 1.05, which ``model.generate`` applies
+# even when greedy) is decoded by ``model.generate`` instead. The neutral values matter for a config as ``generate``
+# resolves it (TRL's rollout config, filled from transformers' global defaults: repetition_penalty 1.0, ...).
+UNSUPPORTED_GENERATION_SETTINGS: dict[str, tuple] = {
+    "repetition_penalty": (1.0,), "encoder_repetition_penalty": (1.0,), "no_repeat_ngram_size": (0,),
+    "min_length": (0,), "min_new_tokens": (0,), "bad_words_ids": (), "suppress_tokens": (),
+    "begin_suppress_tokens": (), "forced_bos_token_id": (), "forced_eos_token_id": (), "sequence_bias": (),
+    "min_p": (), "top_h": (), "typical_p": (1.0,), "epsilon_cutoff": (0.0,), "eta_cutoff": (0.0,),
+    "exponential_decay_length_penalty": (), "remove_invalid_values": (False,), "renormalize_logits": (False,),
+    "num_beams": (1,), "num_beam_groups": (1,), "diversity_penalty": (0.0,), "penalty_alpha": (),
+    "dola_layers": (), "constraints": (), "force_words_ids": (), "guidance_scale": (1.0,),
+    "watermarking_config": (), "stop_strings": (), "max_time": (), "token_healing": (False,),
+    "prompt_lookup_num_tokens": (), "num_return_sequences": (1,), "return_dict_in_generate": (False,),
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,10 @@ class Sampling:
             raise ValueError(f"sampling needs temperature > 0, 0 < top_p <= 1 and top_k >= 0, got {self}")
 
 
-def unsupported_reason(model) -> str | None:
-    """Why this loop cannot decode ``model`` exactly as ``model.generate`` would (None: it can)."""
+def unsupported_reason(model, generation_config: GenerationConfig | None = None) -> str | None:
+    """Why this loop cannot decode ``model`` exactly as ``model.generate`` would (None: it can), with
+    ``generation_config`` (default: the model's own; a caller that passes ``generate`` a config of its own, as TRL's
+    rollouts do, checks that config as ``generate`` resolves it)."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     if config.model_type not in SUPPORTED_MODEL_TYPES:
         return f"model type {config.model_type!r} is not one of {sorted(SUPPORTED_MODEL_TYPES)}"
@@ -82,10 +92,10 @@ def unsupported_reason(model) -> str | None:
     peft_config = getattr(model, "active_peft_config", None)
     if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
         return "prompt-learning PEFT adapters (prefix or prompt tuning) change the cache and are not supported"
-    generation_config = getattr(model, "generation_config", None) or GenerationConfig()
-    defaults = GenerationConfig()
-    changed = [name for name in UNSUPPORTED_GENERATION_SETTINGS
-               if getattr(generation_config, name, None) != getattr(defaults, name, None)]
+    if generation_config is None:
+        generation_config = getattr(model, "generation_config", None) or GenerationConfig()
+    changed = [name for name, neutral in UNSUPPORTED_GENERATION_SETTINGS.items()
+               if getattr(generation_config, name, None) not in (None, *neutral)]
     if changed:
         return f"the generation config sets {', '.join(changed)}, which this loop does not implement"
     return None
@@ -176,13 +186,14 @@ class StaticDecoder:
     (:func:`grpo.eval.generation.static_cache_len`) so that one shape serves them all.
 
     ``compile``: None compiles the step on CUDA and runs it eagerly elsewhere; ``fullgraph`` makes a graph break an
-    error instead of a silent split (the CUDA graph then covers less of the step).
+    error instead of a silent split (the CUDA graph then covers less of the step). ``generation_config``: the
+    settings the caller decodes with, when not the model's own (checked by :func:`unsupported_reason`).
     """
 
     def __init__(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
                  sampling: Sampling = Sampling(), sync_every: int = 16, compile: bool | None = None,
-                 fullgraph: bool = False):
-        reason = unsupported_reason(model)
+                 fullgraph: bool = False, generation_config: GenerationConfig | None = None):
+        reason = unsupported_reason(model, generation_config)
         if reason is not None:
             raise ValueError(f"static decode loop: {reason}; use model.generate")
         if sync_every < 1 or max_new_tokens < 1:

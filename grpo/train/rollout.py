@@ -1,6 +1,20 @@
-"""Rollout (generation inside a GRPO step) settings that TRL does not expose."""
+"""Rollout (generation inside a GRPO step) settings that TRL does not expose, and the static decode loop
+(:mod:`grpo.eval.static_decode`) as the decoder of TRL's rollouts (``train.rollout_decoder: static_loop``)."""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from transformers import GenerationConfig
+
+from grpo.eval import static_decode
+
+logger = logging.getLogger("grpo")
+# What TRL's rollout call passes (``unwrapped_model.generate(**generate_inputs, generation_config=...)``, TRL 1.15
+# and 1.16, text-only prompts); anything more (images, token type ids) goes to model.generate.
+ROLLOUT_INPUTS = frozenset({"input_ids", "attention_mask", "generation_config"})
 
 
 def enable_compiled_decoding(trainer, cache_implementation: str | None, max_cache_len: int | None = None) -> bool:
@@ -21,4 +35,177 @@ def enable_compiled_decoding(trainer, cache_implementation: str | None, max_cach
     config.disable_compile = False
     if max_cache_len is not None:
         config.max_cache_len = max_cache_len
+    return True
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the static loop needs from one ``generate`` call's generation config, as ``generate`` resolves it."""
+
+    sampling: static_decode.Sampling
+    max_new_tokens: int
+    eos_ids: tuple[int, ...]
+    pad_id: int
+    resolved: GenerationConfig
+
+
+def loop_settings(model, generation_config: GenerationConfig) -> LoopSettings | str:
+    """The loop's settings for ``model.generate(..., generation_config=generation_config)``, or why the loop cannot
+    decode that call as ``generate`` would.
+
+    The config is first resolved by ``generate``'s own step (``_prepare_generation_config``: fields the caller left
+    unset come from the model's generation config, then transformers' global defaults, e.g. ``top_k`` 50), so the
+    loop samples from the distribution ``generate`` would sample from, and a setting the loop does not implement is
+    seen wherever it comes from.
+    """
+    try:
+        resolved, _ = model._prepare_generation_config(generation_config)
+    except Exception as err:  # noqa: BLE001 - generate itself will raise it, with its own message
+        return f"transformers could not resolve the generation config ({type(err).__name__}: {err})"
+    reason = static_decode.unsupported_reason(model, resolved)
+    if reason is not None:
+        return reason
+    if resolved.max_new_tokens is None:
+        return "the generation config sets no max_new_tokens"
+    eos = resolved.eos_token_id
+    eos_list = [int(token) for token in (eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])]
+    pad_id = resolved.pad_token_id if resolved.pad_token_id is not None else (eos_list[0] if eos_list else None)
+    if pad_id is None:
+        return "the generation config sets neither pad_token_id nor eos_token_id"
+    try:
+        sampling = static_decode.Sampling(
+            do_sample=True, temperature=1.0 if resolved.temperature is None else resolved.temperature,
+            top_p=1.0 if resolved.top_p is None else resolved.top_p, top_k=resolved.top_k or 0,
+        ) if resolved.do_sample else static_decode.Sampling()
+    except ValueError as err:
+        return str(err)
+    return LoopSettings(sampling, resolved.max_new_tokens, tuple(sorted(set(eos_list))), int(pad_id), resolved)
+
+
+def rollout_generator(device: torch.device) -> torch.Generator:
+    """A generator for one rollout on ``device``, seeded with a draw from the global torch RNG.
+
+    Why: ``model.generate`` samples from the global RNG, which transformers seeds from ``run.seed`` when the trainer
+    is built (``set_seed``) and which its checkpoints save and a resume restores. Seeding the loop's generator from
+    that RNG keeps the loop's rollouts a function of ``run.seed`` as well: the same seed gives the same rollouts,
+    another seed other ones, and each draw advances the global RNG, so successive rollouts differ. A generator
+    seeded once with ``run.seed`` instead would ignore the resume's restored state. (The tokens drawn are not those
+    ``generate`` would draw for the same seed: it consumes the RNG differently.)
+    """
+    seed = int(torch.randint(0, 2**62, (1,)))  # the CPU generator: no device sync
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+class StaticLoopRollouts:
+    """Stands in for ``model.generate`` (an instance attribute of the model TRL unwraps for generation): TRL's
+    rollout call goes through the static decode loop, every other call to the original ``generate``, unchanged.
+
+    TRL's rollout call is ``generate(input_ids=..., attention_mask=..., generation_config=...)`` with left-padded
+    prompts; it returns the prompt ids followed by the new tokens, pad after each row's eos, as ``generate`` does
+    (TRL masks everything after the first eos). A call with a ``generation_config`` the loop cannot decode as
+    ``generate`` would, or with other inputs, goes to ``generate`` (said once per reason in the log); a call
+    without a ``generation_config`` (the pipeline's evaluations pass plain keyword settings) goes there silently.
+
+    One decoder and one cache length (``max_cache_len``: the longest training prompt plus
+    ``max_completion_length``) serve the whole run, so the step compiles (on CUDA) once; a longer padded prompt
+    (TRL's ``pad_to_multiple_of``, a prompt longer than planned) grows the cache once, with a line in the log. The
+    cache stays allocated between rollouts (as transformers keeps its own static cache on the model), so the
+    training step's memory carries one rollout's KV cache on top of what ``generate``'s dynamic cache would leave.
+    """
+
+    def __init__(self, model, generate, max_cache_len: int, sync_every: int = 16, compile: bool | None = None):
+        self.model, self.generate, self.max_cache_len = model, generate, max_cache_len
+        self.sync_every, self.compile = sync_every, compile
+        self.loop_calls = 0  # rollouts the loop decoded
+        self.generate_calls = 0  # calls handed to the original generate
+        self.decoder: static_decode.StaticDecoder | None = None
+        self._said: set[str] = set()
+
+    def __call__(self, *args, **kwargs):
+        config = kwargs.get("generation_config")
+        if config is None:  # not TRL's rollout call
+            self.generate_calls += 1
+            return self.generate(*args, **kwargs)
+        settings = self._settings(args, kwargs)
+        if isinstance(settings, str):
+            self._say_once(f"rollout decoder static_loop: {settings}; this call decodes with model.generate")
+            self.generate_calls += 1
+            return self.generate(*args, **kwargs)
+        input_ids, attention_mask = kwargs["input_ids"], kwargs["attention_mask"]
+        decoder = self._decoder(settings, input_ids.shape[1])
+        generator = rollout_generator(decoder.device) if settings.sampling.do_sample else None
+        new_tokens = decoder(input_ids, attention_mask, generator)
+        self.loop_calls += 1
+        return torch.cat([input_ids, new_tokens.to(input_ids.dtype)], dim=1)
+
+    def _settings(self, args, kwargs) -> LoopSettings | str:
+        extra = sorted(set(kwargs) - ROLLOUT_INPUTS)
+        if args or extra:
+            return f"the call passes arguments the loop does not take ({', '.join(extra) or 'positional arguments'})"
+        input_ids, attention_mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
+        if input_ids is None or attention_mask is None or input_ids.ndim != 2 or attention_mask.shape != input_ids.shape:
+            return "the call needs 2-D input_ids with an attention_mask of the same shape"
+        if not bool(attention_mask[:, -1].all()):
+            return "the prompts are not left-padded"
+        return loop_settings(self.model, kwargs["generation_config"])
+
+    def _decoder(self, settings: LoopSettings, prompt_length: int) -> static_decode.StaticDecoder:
+        needed = prompt_length + settings.max_new_tokens
+        if needed > self.max_cache_len:
+            self._say_once(f"rollout decoder static_loop: a padded prompt of {prompt_length} tokens needs a cache of "
+                           f"{needed} tokens, more than the {self.max_cache_len} planned; the cache grows (on CUDA "
+                           "the step compiles again)")
+            self.max_cache_len = needed
+        kept = self.decoder
+        if (kept is None or kept.max_cache_len != self.max_cache_len or kept.max_new_tokens != settings.max_new_tokens
+                or kept.sampling != settings.sampling or tuple(kept.eos_ids) != settings.eos_ids
+                or kept.pad_id != settings.pad_id):
+            self.decoder = static_decode.StaticDecoder(
+                self.model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids, settings.pad_id,
+                settings.sampling, self.sync_every, self.compile, generation_config=settings.resolved)
+        return self.decoder
+
+    def _say_once(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            logger.warning(message)
+
+
+def _rollout_model(trainer):
+    """The model whose ``generate`` TRL's rollouts call: ``unwrap_model_for_generation`` yields
+    ``accelerator.unwrap_model(trainer.model_wrapped)``, the same object as the unwrapped ``trainer.model`` (the
+    PeftModel under LoRA, under plain training, DDP and gathered ZeRO-3 alike)."""
+    return trainer.accelerator.unwrap_model(trainer.model)
+
+
+def static_loop_unsupported(trainer) -> str | None:
+    """Why TRL's rollouts of this trainer cannot go through the static decode loop (None: they can)."""
+    if getattr(trainer, "use_vllm", False):
+        return "TRL generates the rollouts with vLLM"
+    if getattr(trainer, "use_transformers_continuous_batching", False) or getattr(
+            trainer.args, "use_transformers_paged", False):
+        return "TRL generates the rollouts with transformers' continuous batching (generate_batch)"
+    if getattr(trainer, "generation_config", None) is None:
+        return "TRL built no GenerationConfig for model.generate"
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    if (getattr(trainer, "is_deepspeed_enabled", False) and plugin is not None and plugin.zero_stage == 3
+            and not trainer.args.ds3_gather_for_generation):
+        return "DeepSpeed ZeRO-3 with ds3_gather_for_generation false leaves the weights sharded while generating"
+    settings = loop_settings(_rollout_model(trainer), trainer.generation_config)
+    return settings if isinstance(settings, str) else None
+
+
+def install_static_loop(trainer, max_cache_len: int, compile: bool | None = None) -> bool:
+    """Make TRL's rollout calls of ``trainer`` decode with the static loop (:class:`StaticLoopRollouts` in place of
+    the generation model's ``generate``), with a cache of ``max_cache_len`` tokens for the whole run. Returns
+    whether it was installed: not when :func:`static_loop_unsupported` gives a reason.
+
+    ``compile``: None compiles the loop's step on CUDA (``torch.compile(mode="reduce-overhead")``) and runs it
+    eagerly elsewhere.
+    """
+    if static_loop_unsupported(trainer) is not None:
+        return False
+    model = _rollout_model(trainer)
+    if not isinstance(model.generate, StaticLoopRollouts):
+        model.generate = StaticLoopRollouts(model, model.generate, max_cache_len, compile=compile)
     return True

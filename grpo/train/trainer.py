@@ -37,7 +37,7 @@ from grpo.models.loading import (LoadedModel, cuda_available, load, load_tokeniz
 from grpo.train.nonfinite_guard import NonFiniteGuard
 from grpo.eval.report import before_after_table
 from grpo.train import warm_start
-from grpo.train.rollout import enable_compiled_decoding
+from grpo.train.rollout import enable_compiled_decoding, install_static_loop, static_loop_unsupported
 from grpo.train.trl_args import build_grpo_args, planned_prompts, rollout_sequences
 
 logger = logging.getLogger("grpo")
@@ -111,7 +111,10 @@ def train(config: RunConfig, *, resume: bool = False, overwrite: bool = False, a
         if checkpoint is None:  # finished: nothing to do, nothing changed
             return run_dir
     check_trl_runs_here()
-    prepare_backend(config.model)  # a clear error now, not after minutes of loading; Unsloth before TRL
+    backend = prepare_backend(config.model)  # a clear error now, not after minutes of loading; Unsloth before TRL
+    if backend == "unsloth" and config.train.rollout_decoder == "static_loop":
+        raise ConfigError("train.rollout_decoder: static_loop needs model.backend hf, and model.backend auto chose "
+                          "unsloth on this machine; set model.backend=hf")
     trackers.check_installed(config.train.report_to)
     hub_check.check_model_name(config.model.name)
     filter_harmless_warnings()
@@ -266,12 +269,35 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
     if completions_log is not None:
         completions_log.attach(trainer)
     use_compact_progress(trainer)
-    if loaded.backend == "hf" and config.train.cache_implementation == "static":
-        cache_len = splits.longest_train_prompt + config.train.max_completion_length
-        if enable_compiled_decoding(trainer, config.train.cache_implementation, cache_len):
-            _say(f"rollouts: static KV cache of {cache_len} tokens with compiled decoding (the first step "
-                 "includes compilation)")
+    _set_up_rollouts(trainer, config, loaded, splits)
     return trainer, scorer
+
+
+def _set_up_rollouts(trainer, config: RunConfig, loaded: LoadedModel, splits) -> None:
+    """The rollouts' decoder, said in one line. One cache length for the whole run (the longest training prompt
+    plus max_completion_length), so that compiled decoding compiles once.
+
+    ``train.rollout_decoder: static_loop`` puts the static decode loop in front of ``model.generate``
+    (:func:`grpo.train.rollout.install_static_loop`); ``train.cache_implementation: static`` still enables
+    transformers' compiled decoding, which then serves the calls the loop hands to ``model.generate``. Where the
+    loop cannot decode TRL's rollouts (another architecture, a setting it does not implement) the line says why and
+    ``model.generate`` decodes them as without it.
+    """
+    cache_len = splits.longest_train_prompt + config.train.max_completion_length
+    compiled = loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation,
+                                                                   cache_len)
+    if config.train.rollout_decoder == "static_loop":
+        if install_static_loop(trainer, cache_len):
+            on_cuda = next(trainer.model.parameters()).device.type == "cuda"
+            _say(f"rollouts: static decode loop with a static KV cache of {cache_len} tokens, "
+                 + ("compiled (the first step includes compilation)" if on_cuda else "eager (no CUDA)")
+                 + ("; what it passes on to model.generate uses transformers' compiled static cache" if compiled
+                    else ""))
+            return
+        _say(f"rollouts: model.generate, not the static decode loop: {static_loop_unsupported(trainer)}")
+    if compiled:
+        _say(f"rollouts: static KV cache of {cache_len} tokens with compiled decoding (the first step "
+             "includes compilation)")
 
 
 def _reward_preflight(config: RunConfig, functions, train_rows) -> None:

@@ -1,7 +1,8 @@
 """The static decode loop compiled on CUDA (marked `gpu`; skipped without CUDA): torch.compile with
 mode="reduce-overhead" replays the step as a CUDA graph. Greedy tokens equal eager ``model.generate``'s, a second
 batch of the same shape reuses the compiled step, the steps never sync with the host, sampling keeps the model's
-distribution, and ``generate(decoder="static_loop")`` pads a short last batch instead of compiling again.
+distribution, ``generate(decoder="static_loop")`` pads a short last batch instead of compiling again, and the
+rollout hook reads weights updated in place without compiling again (written on a CPU, not yet run on a GPU).
 
 Run on the device machine: `python3 -m pytest -m gpu tests/gpu -q`.
 """
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from peft import LoraConfig, get_peft_model
+from transformers import GenerationConfig
 
 from grpo.eval import generation
 from grpo.eval.generation import SamplingParams
 from grpo.eval.static_decode import Sampling, StaticDecoder
+from grpo.train.rollout import StaticLoopRollouts
 from tests.grpo.eval.static_decode_checks import (PROMPTS, encode, greedy_generate, sampled_pair_p_values,
                                                   sharpened_model)
 
@@ -78,3 +82,30 @@ def test_generate_pads_the_last_batch_for_the_compiled_loop(cuda_model):
         looped = generation.generate(model, tokenizer, PROMPTS,
                                      SamplingParams(max_new_tokens=NEW, decoder="static_loop"), 2, progress=False)
     assert looped == default
+
+
+def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model):
+    """The rollout hook (grpo.train.rollout.StaticLoopRollouts), compiled, on a LoRA model in train mode as TRL hands
+    it over: between two rollouts the adapter's weights change in place, as an optimizer step changes them. The
+    second rollout compiles nothing and equals generate's greedy tokens for the new weights: the CUDA graph reads
+    the current weights rather than those it was recorded with."""
+    model, tokenizer = cuda_model
+    torch.manual_seed(0)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False)).train()
+    encoded = encode(tokenizer, PROMPTS, "cuda")
+    inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    config = GenerationConfig(max_new_tokens=NEW, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                              eos_token_id=[tokenizer.eos_token_id])
+    rollouts = StaticLoopRollouts(lora, lora.generate, inputs["input_ids"].shape[1] + NEW)
+    first = rollouts(**inputs, generation_config=config)
+    assert torch.equal(first, lora.generate(**inputs, generation_config=config))
+    with torch.no_grad():
+        for name, parameter in lora.named_parameters():
+            if "lora_B" in name:
+                parameter.mul_(-1.0)
+    expected = lora.generate(**inputs, generation_config=config)
+    assert not torch.equal(expected, first)  # the update changes the tokens
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        assert torch.equal(rollouts(**inputs, generation_config=config), expected)
+    assert rollouts.decoder.compiled and rollouts.loop_calls == 2 and rollouts.generate_calls == 0

@@ -36,6 +36,17 @@ def test_defaults_without_file_are_valid():
     assert isinstance(load_config(None), RunConfig)
 
 
+def test_rollouts_use_generate_unless_the_static_loop_is_asked_for():
+    """The default decoder is model.generate, with which vLLM and Unsloth stay allowed; the loop with backend auto
+    or hf and a static cache (for what falls back to generate) is accepted."""
+    assert load_config(None).train.rollout_decoder == "generate"
+    assert load_config(None, ["train.trl.use_vllm=true", "model.backend=unsloth"]).train.rollout_decoder == "generate"
+    for backend in ("auto", "hf"):
+        config = load_config(None, ["train.rollout_decoder=static_loop", f"model.backend={backend}",
+                                    "train.cache_implementation=static", "train.trl.use_vllm=false"])
+        assert config.train.rollout_decoder == "static_loop"
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "overrides", "expected"),
     [
@@ -48,6 +59,15 @@ def test_defaults_without_file_are_valid():
         # a value outside an enumeration lists what is allowed
         ("model:\n  backend: tpu\n", [], "model.backend: Input should be 'auto', 'hf' or 'unsloth'"),
         ("{}\n", ["eval.decoder=fast"], "eval.decoder: Input should be 'generate' or 'static_loop'"),
+        ("{}\n", ["train.rollout_decoder=fast"], "train.rollout_decoder: Input should be 'generate' or 'static_loop'"),
+        # the static rollout loop takes over model.generate: refused where rollouts do not call it or Unsloth runs
+        ("{}\n", ["train.rollout_decoder=static_loop", "train.trl.use_vllm=true"],
+         "train.rollout_decoder: static_loop takes over model.generate, which train.trl.use_vllm bypasses"),
+        ("{}\n", ["train.rollout_decoder=static_loop", "train.trl.use_transformers_continuous_batching=true"],
+         "train.rollout_decoder: static_loop takes over model.generate, which "
+         "train.trl.use_transformers_continuous_batching bypasses"),
+        ("{}\n", ["train.rollout_decoder=static_loop", "model.backend=unsloth"],
+         "train.rollout_decoder: static_loop needs model.backend hf"),
         # num_generations must divide the generation batch; the allowed values are listed
         ("train:\n  per_device_train_batch_size: 8\n  num_generations: 3\n", [],
          "train.num_generations: 3 must divide the generation batch per_device_train_batch_size x processes x "

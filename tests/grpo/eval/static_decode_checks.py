@@ -1,6 +1,6 @@
-"""Helpers shared by the static decode loop's CPU tests and its GPU tests (tests/gpu): a context-sensitive tiny
-model, left-padded prompts of different lengths, the model's exact next-token distributions, and a chi-square
-p-value."""
+"""Helpers shared by the static decode loop's CPU tests (evaluation and rollouts) and its GPU tests (tests/gpu): a
+context-sensitive tiny model, left-padded prompts of different lengths, eos ids that end some or all rows early, the
+model's exact next-token distributions, and a chi-square p-value."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def greedy_generate(model, encoded, max_new_tokens: int, eos_ids, pad_id: int) -
     output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
                             top_k=None, eos_token_id=list(eos_ids), pad_token_id=pad_id)
     return output[:, encoded["input_ids"].shape[1]:]
+
+
+def stopping_eos(free: torch.Tensor) -> tuple[set[int], set[int]]:
+    """From greedy tokens decoded without eos: a few ids that end some rows early, and ids that end every row
+    by column 10 (each row's token there)."""
+    return {int(free[0, 4]), int(free[1, 3])}, set(free[:, 10].tolist())
 
 
 @torch.no_grad()

@@ -16,7 +16,8 @@ from grpo.eval import generation, static_decode
 from grpo.eval.generation import SamplingParams
 from grpo.eval.static_decode import Sampling, StaticDecoder, decode, unsupported_reason
 from tests.grpo.eval.static_decode_checks import (PROMPTS, chi_square_p_value, encode, greedy_generate,
-                                                  next_token_probs, sampled_pair_p_values, sharpened_model)
+                                                  next_token_probs, sampled_pair_p_values, sharpened_model,
+                                                  stopping_eos)
 
 NEW = 16
 # The chi-square tests below fail with probability 1e-4 each when the loop samples exactly the model's
@@ -27,12 +28,6 @@ ALPHA = 1e-4
 @pytest.fixture
 def model_and_tokenizer(tiny_model_dir):
     return sharpened_model(tiny_model_dir)
-
-
-def _stopping_eos(free: torch.Tensor) -> tuple[set[int], set[int]]:
-    """From greedy tokens decoded without eos: a few ids that end some rows early, and ids that end every row
-    by column 10 (each row's token there)."""
-    return {int(free[0, 4]), int(free[1, 3])}, set(free[:, 10].tolist())
 
 
 @pytest.mark.parametrize("sync_every, spare_cache", [(1, 0), (5, 9)])
@@ -46,7 +41,7 @@ def test_greedy_tokens_equal_generate(model_and_tokenizer, sync_every, spare_cac
     pad = tokenizer.pad_token_id
     free = greedy_generate(model, encoded, NEW, [], pad)
     assert len({tuple(row) for row in free.tolist()}) == len(PROMPTS)  # the tokens depend on the prompt
-    some, every = _stopping_eos(free)
+    some, every = stopping_eos(free)
     for eos in ([], some, every):
         expected = greedy_generate(model, encoded, NEW, eos, pad)
         decoded = decode(model, encoded["input_ids"], encoded["attention_mask"], NEW, eos, pad,
@@ -63,7 +58,7 @@ def test_generate_with_the_static_loop_returns_the_same_completions(model_and_to
     some truncated; the loop's completions equal model.generate's, and model.generate is not called."""
     model, tokenizer = model_and_tokenizer
     free = greedy_generate(model, encode(tokenizer, PROMPTS), NEW, [], tokenizer.pad_token_id)
-    model.generation_config.eos_token_id = [tokenizer.eos_token_id, *_stopping_eos(free)[0]]
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, *stopping_eos(free)[0]]
     params = SamplingParams(max_new_tokens=NEW)
     default = generation.generate(model, tokenizer, PROMPTS, params, 2, progress=False)
     assert {c.truncated for group in default for c in group} == {True, False}
@@ -207,7 +202,7 @@ def test_sampled_tokens_do_not_depend_on_sync_every(model_and_tokenizer):
     """The host check only decides when the loop stops looking; the random numbers are drawn per token."""
     model, tokenizer = model_and_tokenizer
     encoded = encode(tokenizer, PROMPTS)
-    eos = _stopping_eos(greedy_generate(model, encoded, NEW, [], tokenizer.pad_token_id))[0]
+    eos = stopping_eos(greedy_generate(model, encoded, NEW, [], tokenizer.pad_token_id))[0]
 
     def sample(seed, sync_every):
         return decode(model, encoded["input_ids"], encoded["attention_mask"], NEW, eos, tokenizer.pad_token_id,
