@@ -268,7 +268,8 @@ def _add_bench_commands(commands) -> None:
         description="Fixed workload: 8 prompts x 8 generations x 256 forced completion tokens, LoRA r=16, random "
                     "weights of real architectures. CASE is SHAPE:BACKEND[:ROLLOUT][:4bit], e.g. "
                     "smollm2-135m:trl-baseline, smollm2-135m:hf:static, qwen2.5-1.5b:unsloth:dynamic:4bit. "
-                    "Shapes: smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth.")
+                    "Shapes: smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth; "
+                    "rollouts: dynamic, static, loop (the static decode loop, hf only).")
     train_bench.add_argument("case", nargs="+", metavar="CASE")
     train_bench.add_argument("--steps", type=int, default=3, help="steps per case; the first is warm-up")
     train_bench.add_argument("--model-root", default="/tmp/grpo-bench-models", help="where random models are saved")

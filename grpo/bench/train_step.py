@@ -6,7 +6,10 @@ depend on the values. Each case runs in its own process, because Unsloth patches
 
 Rows: ``trl-baseline`` is plain TRL + PEFT with their defaults (model passed by path, ``peft_config``);
 ``hf`` and ``unsloth`` are this project's backends with a rollout setting (``dynamic`` KV cache, ``static`` cache
-with transformers' compilation). Times per step are medians after the warm-up step; a backend that changes the
+with transformers' compilation, or ``loop``: the static decode loop of ``train.rollout_decoder: static_loop``, hf
+only). The loop does not implement ``min_new_tokens``, so its rows drop that setting: the loop still decodes every
+step to the full length unless every completion of the batch has ended, which a random model (eos about one token
+in 50,000) practically never does, so the decode work per step is the same. Times per step are medians after the warm-up step; a backend that changes the
 number of completions per step (Unsloth does) is normalised to 64 completions.
 """
 
@@ -35,13 +38,14 @@ SHAPES = {
                      "max_position_embeddings": 32768, "tie_word_embeddings": True},
 }
 RESULT_PREFIX = "BENCH_RESULT "
+ROLLOUTS = ("dynamic", "static", "loop")
 
 
 @dataclass(frozen=True)
 class Case:
     shape: str
     backend: str  # trl-baseline | hf | unsloth
-    rollout: str = "dynamic"  # dynamic | static
+    rollout: str = "dynamic"  # dynamic | static | loop
     load_in_4bit: bool = False
     steps: int = 3  # the first is warm-up
     prompts: int = PROMPTS
@@ -59,7 +63,9 @@ def parse_case(text: str, steps: int) -> Case:
     if len(parts) < 2 or parts[0] not in SHAPES or parts[1] not in ("trl-baseline", "hf", "unsloth"):
         raise ValueError(f"case {text!r}: expected SHAPE:BACKEND[:ROLLOUT][:4bit] with SHAPE in "
                          f"{', '.join(SHAPES)} and BACKEND in trl-baseline, hf, unsloth")
-    rollout = next((p for p in parts[2:] if p in ("dynamic", "static")), "dynamic")
+    rollout = next((p for p in parts[2:] if p in ROLLOUTS), "dynamic")
+    if rollout == "loop" and parts[1] != "hf":
+        raise ValueError(f"case {text!r}: the loop rollout runs with the hf backend only")
     return Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in parts[2:], steps=steps)
 
 
@@ -107,7 +113,8 @@ def _args(case: Case, output_dir: str, defaults_only: bool):
     workload = dict(output_dir=output_dir, per_device_train_batch_size=case.prompts,
                     gradient_accumulation_steps=case.generations, num_generations=case.generations,
                     max_completion_length=case.completion_tokens, max_steps=case.steps,
-                    generation_kwargs={"min_new_tokens": case.completion_tokens}, logging_steps=1,
+                    generation_kwargs=None if case.rollout == "loop" else {"min_new_tokens": case.completion_tokens},
+                    logging_steps=1,
                     save_strategy="no", report_to="none", bf16=torch.cuda.is_available(), seed=0)
     if defaults_only:
         return GRPOConfig(**workload)
@@ -141,9 +148,12 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             trainer = GRPOTrainer(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
                                   train_dataset=_dataset(case), processing_class=loaded.tokenizer)
         if case.backend != "trl-baseline":
-            from grpo.train.rollout import enable_compiled_decoding
+            from grpo.train.rollout import enable_compiled_decoding, install_static_loop, static_loop_unsupported
 
             enable_compiled_decoding(trainer, "static" if case.rollout == "static" else None)
+            if case.rollout == "loop" and not install_static_loop(trainer, _longest_prompt(trainer) +
+                                                                  case.completion_tokens):
+                raise RuntimeError(f"{case.label}: the static loop cannot run here: {static_loop_unsupported(trainer)}")
         generation = _time_generation(trainer)
         step_times: list[float] = []
         trainer.add_callback(_step_timer(step_times))
@@ -168,6 +178,14 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             "effective_args": {k: getattr(trainer.args, k) for k in (
                 "per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size", "optim",
                 "cache_implementation", "gradient_checkpointing")}}
+
+
+def _longest_prompt(trainer) -> int:
+    """Tokens of the longest prompt of the benchmark's dataset, as the chat template renders it."""
+    from grpo.data.splits import longest_prompt_tokens
+
+    prompts = trainer.train_dataset["prompt"]
+    return longest_prompt_tokens(trainer.processing_class, prompts, sample=len(prompts))
 
 
 def _step_timer(sink: list[float]):

@@ -11,8 +11,11 @@ from grpo.bench.train_step import Case, parse_case
 def test_parse_case():
     assert parse_case("qwen2.5-1.5b:unsloth:static:4bit", 4) == Case("qwen2.5-1.5b", "unsloth", "static", True, 4)
     assert parse_case("smollm2-135m:trl-baseline", 3) == Case("smollm2-135m", "trl-baseline", "dynamic", False, 3)
+    assert parse_case("smollm2-135m:hf:loop", 3).rollout == "loop"
     with pytest.raises(ValueError, match="expected SHAPE:BACKEND"):
         parse_case("gpt5:hf", 3)
+    with pytest.raises(ValueError, match="the loop rollout runs with the hf backend only"):
+        parse_case("smollm2-135m:unsloth:loop", 3)
 
 
 @pytest.mark.parametrize("backend", ["trl-baseline", "hf"])
@@ -28,3 +31,20 @@ def test_case_runs_and_reports(tmp_path, tiny_model_dir, monkeypatch, backend):
     assert row["seconds_per_step"] > row["generation_seconds"] > 0
     assert 0 < row["generation_share"] < 1
     assert "| tiny " in bench_train.format_row(row)
+
+
+def test_loop_rollout_case_decodes_through_the_static_loop(tmp_path, tiny_model_dir, monkeypatch):
+    from grpo.train import rollout
+
+    monkeypatch.setitem(bench_train.SHAPES, "tiny", {
+        "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400, "max_position_embeddings": 512,
+        "tie_word_embeddings": True})
+    calls = []
+    original = rollout.StaticLoopRollouts.__call__
+    monkeypatch.setattr(rollout.StaticLoopRollouts, "__call__",
+                        lambda self, *args, **kwargs: calls.append(1) or original(self, *args, **kwargs))
+    case = Case("tiny", "hf", "loop", steps=2, prompts=2, generations=2, completion_tokens=6)
+    row = bench_train.run_case(case, tmp_path, str(tiny_model_dir))
+    assert len(calls) >= 2  # one rollout per step (plus the timing wrapper's), each through the loop
+    assert row["completions_per_step"] == 4 and row["seconds_per_step"] > row["generation_seconds"] > 0
