@@ -150,6 +150,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_kv(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
     from grpo.bench import decode as bench
     from grpo.eval.eval_run import Target, load_target
 
@@ -161,6 +164,21 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     rows = bench.kv_cache_table(model, tokenizer, args.batches, args.lengths, uncached=not args.cached_only,
                                 cache_implementation=args.cache_implementation, static_loop=args.static_loop)
     print("\n" + bench.markdown(rows))
+    if args.out:
+        Path(args.out).write_text(json.dumps([row.to_json() for row in rows], indent=2))
+    return 0
+
+
+def cmd_bench_summary(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from grpo.bench import summary
+
+    result = summary.perf_summary(json.loads(Path(args.train).read_text()), json.loads(Path(args.kv).read_text()),
+                                  args.batch)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(summary.table(result))
     return 0
 
 
@@ -262,7 +280,18 @@ def _add_bench_commands(commands) -> None:
     kv.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None)
     kv.add_argument("--static-loop", action="store_true",
                     help="also time grpo.eval.static_decode's fixed-shape loop (compiled on CUDA) next to generate")
+    kv.add_argument("--out", help="write the rows as JSON here")
     kv.set_defaults(handler=cmd_bench_kv)
+    summary = bench_commands.add_parser(
+        "summary", help="the three headline figures of a bench train and a bench kv run, as perf_summary.json",
+        description="Reads the JSON of `grpo bench train --out` (with a trl-baseline row) and `grpo bench kv --out` "
+                    "from the same session and writes rollout_tokens_per_s, step_speedup_vs_trl and "
+                    "eval_decode_ms_per_step (at --batch), each with the rows it came from.")
+    summary.add_argument("--train", required=True, help="grpo bench train --out JSON")
+    summary.add_argument("--kv", required=True, help="grpo bench kv --out JSON")
+    summary.add_argument("--batch", type=int, default=64, help="eval decode batch of the headline (default 64)")
+    summary.add_argument("--out", default="perf_summary.json")
+    summary.set_defaults(handler=cmd_bench_summary)
     train_bench = bench_commands.add_parser(
         "train", help="GRPO step time per backend and rollout setting (GPU)",
         description="Fixed workload: 8 prompts x 8 generations x 256 forced completion tokens, LoRA r=16, random "

@@ -4,7 +4,7 @@ grpo.eval.static_decode's fixed-shape loop next to ``model.generate``."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -40,6 +40,12 @@ class KVRow:
     @property
     def ratio(self) -> float | None:
         return self.uncached_s / self.cached_s if self.uncached_s else None
+
+    def to_json(self) -> dict:
+        """The measured times and every figure derived from them (what ``grpo bench kv --out`` writes)."""
+        derived = ("cached_tokens_per_s", "ms_per_decode_step", "loop_tokens_per_s", "loop_ms_per_decode_step",
+                   "ratio")
+        return {**asdict(self), **{name: getattr(self, name) for name in derived}}
 
 
 def _timed(decode, new_tokens: int) -> float:

@@ -31,3 +31,17 @@ def test_kv_cache_table_times_the_static_loop_beside_generate(tiny_model_dir):
     assert len({line.count("|") for line in table}) == 1 and not table[-1].endswith(" - | - |")
     plain = kv_cache_table(model, tokenizer, batches=[2], lengths=[4], uncached=False)
     assert plain[0].loop_s is None and markdown(plain).splitlines()[-1].endswith(" - | - |")
+
+
+def test_bench_kv_out_writes_each_row_with_its_derived_figures(tiny_model_dir, tmp_path):
+    import json
+
+    from grpo.cli import main
+
+    out = tmp_path / "kv.json"
+    assert main(["bench", "kv", "--model", str(tiny_model_dir), "--batches", "2", "--lengths", "4",
+                 "--cached-only", "--static-loop", "--out", str(out)]) == 0
+    [row] = json.loads(out.read_text())
+    assert (row["batch"], row["new_tokens"], row["uncached_s"]) == (2, 4, None)
+    assert row["ms_per_decode_step"] == 1000 * row["cached_s"] / 4
+    assert row["loop_ms_per_decode_step"] == 1000 * row["loop_s"] / 4 and row["loop_s"] > 0

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue 15's headline figures in one device call (after `source .devcarry/setup-on-device.sh` or
+# scripts/gpu_learn_setup.sh's wheels; needs no model weights: random SmolLM2-135M weights, timing does not depend
+# on them):
+#   1. the static decode loop's GPU tests (pytest -m gpu tests/gpu/test_static_decode_cuda.py);
+#   2. grpo bench train: plain TRL + PEFT, the hf backend with compiled static-cache decoding, and with the static
+#      decode loop (64 completions x 256 tokens per step);
+#   3. grpo bench kv on the same random model: greedy decode ms per step and tokens/s at batches 1, 8, 64 and 256,
+#      256 new tokens, model.generate with the static cache next to the static loop;
+#   4. grpo bench summary: perf_summary.json with rollout_tokens_per_s, step_speedup_vs_trl and
+#      eval_decode_ms_per_step (batch 64), each with the rows it came from.
+# Leaves in $OUT: gpu_tests.log, bench_train.json/.log, bench_kv.json/.log, perf_summary.json (6 files).
+set -uo pipefail
+out=${OUT:-gpu-out}; mkdir -p "$out"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+tokenizer=${BENCH_TOKENIZER:-.devcarry/tokenizer}
+python3 -m pytest -q -m gpu tests/gpu/test_static_decode_cuda.py > "$out/gpu_tests.log" 2>&1
+tail -n 3 "$out/gpu_tests.log"
+python3 -m grpo.cli bench train smollm2-135m:trl-baseline smollm2-135m:hf:static smollm2-135m:hf:loop \
+  --tokenizer "$tokenizer" --out "$out/bench_train.json" > "$out/bench_train.log" 2>&1
+tail -n 6 "$out/bench_train.log"
+model=$(python3 -c "import sys; from pathlib import Path; from grpo.bench.train_step import materialize_shape
+print(materialize_shape('smollm2-135m', Path('/tmp/grpo-bench-models'), sys.argv[1]))" "$tokenizer")
+python3 -m grpo.cli bench kv --model "$model" --dtype bfloat16 --batches 1 8 64 256 --lengths 256 --cached-only \
+  --cache-implementation static --static-loop --out "$out/bench_kv.json" > "$out/bench_kv.log" 2>&1
+tail -n 7 "$out/bench_kv.log"
+python3 -m grpo.cli bench summary --train "$out/bench_train.json" --kv "$out/bench_kv.json" \
+  --out "$out/perf_summary.json"
