@@ -157,14 +157,23 @@ def _load_adapter(model, lora: LoraSection):
     wanted = lora_config(lora)
     differences = [f"{name} {mine!r} here, {theirs!r} in the adapter" for name, mine, theirs in (
         ("r", wanted.r, saved.r), ("alpha", wanted.lora_alpha, saved.lora_alpha),
-        ("target_modules", _module_set(wanted.target_modules), _module_set(saved.target_modules))) if mine != theirs]
+        ("target_modules", _module_names(model, wanted.target_modules), _module_names(model, saved.target_modules)))
+        if mine != theirs]
     if differences:
         raise ConfigError(f"model.lora.init_from: {folder} does not match model.lora: {'; '.join(differences)}")
-    return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+    # This config, not the saved one: dropout and the rest stay what the run's config.yaml says, and a --resume
+    # (which builds the adapter from this config) continues with the same settings.
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=True, config=wanted)
 
 
-def _module_set(modules) -> set[str] | str:
-    return modules if isinstance(modules, str) else set(modules)
+def _module_names(model, modules) -> set[str]:
+    """Target modules as the set of layer names they pick: PEFT saves ``all-linear`` expanded to full paths."""
+    import torch
+
+    if modules == "all-linear":
+        return {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head")}
+    return {name.rsplit(".", 1)[-1] for name in modules}
 
 
 def _apply_lora(model, lora: LoraSection, path: str):

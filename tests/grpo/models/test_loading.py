@@ -108,3 +108,19 @@ def test_init_from_a_folder_without_an_adapter_is_a_clear_error(tiny_model_dir, 
     section = ModelSection(name=str(tiny_model_dir), backend="hf", lora={"init_from": str(tmp_path)})
     with pytest.raises(ConfigError, match="model.lora.init_from: no LoRA adapter in"):
         models.load(section)
+
+
+def test_init_from_an_all_linear_adapter_with_the_same_settings(tiny_model_dir, tmp_path):
+    """PEFT saves all-linear expanded into module paths; the same config must still match it."""
+    saved = _saved_adapter(tiny_model_dir, tmp_path / "adapter", r=4, alpha=8, target_modules="all-linear")
+    loaded = models.load(ModelSection(name=str(tiny_model_dir), backend="hf", lora={
+        "r": 4, "alpha": 8, "target_modules": "all-linear", "init_from": str(tmp_path / "adapter")}))
+    weights = {name: p for name, p in loaded.model.named_parameters() if "lora_" in name}
+    assert weights.keys() == saved.keys() and all((weights[n] == saved[n]).all() for n in saved)
+
+
+def test_init_from_keeps_this_runs_dropout_not_the_saved_one(tiny_model_dir, tmp_path):
+    _saved_adapter(tiny_model_dir, tmp_path / "adapter", r=4, alpha=8, dropout=0.3, target_modules=["q_proj"])
+    loaded = models.load(ModelSection(name=str(tiny_model_dir), backend="hf", lora={
+        "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj"], "init_from": str(tmp_path / "adapter")}))
+    assert loaded.model.peft_config["default"].lora_dropout == 0.0

@@ -226,11 +226,16 @@ def test_a_run_started_from_an_adapter_resumes_without_it(trained_run, tmp_path)
     run_dir, config = trained_run
     source = tmp_path / "source"
     shutil.copytree(run_dir / "adapter", source / "adapter")
+    first = load_file(source / "adapter" / "adapter_model.safetensors")
+    # a learning rate so small that the adapter stays where it began: the resumed run must still hold it
     options = ["run.name=continued", f"run.output_dir={tmp_path}", f"model.lora.init_from={source}",
-               "eval.before_after=false", "eval.every_n_steps=null", "train.save_steps=1"]
+               "eval.before_after=false", "eval.every_n_steps=null", "train.save_steps=1", "train.learning_rate=1e-12"]
     assert main(["train", str(config), *options, "train.max_steps=1"]) == 0
     shutil.rmtree(source)  # a fresh machine: the checkpoint holds the weights, the source adapter is not carried
     assert main(["train", str(config), *options, "train.max_steps=2", "--resume"]) == 0
     steps = [json.loads(line).get("step") for line in (tmp_path / "continued" / "metrics.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
     assert steps == [1, 2]
+    resumed = load_file(tmp_path / "continued" / "adapter" / "adapter_model.safetensors")
+    assert any(tensor.abs().sum() > 0 for name, tensor in first.items() if "lora_B" in name)  # not a fresh adapter
+    assert all(torch.allclose(resumed[name], first[name], atol=1e-7) for name in first)
