@@ -4,7 +4,7 @@
 #   source scripts/gpu_learn_setup.sh && bash scripts/gpu_learn_plan.sh PLAN TRAIN_MINUTES [final]
 #
 # Each PLAN line (blank lines and # comments skipped) is one of
-#   eval  NAME GPU CONFIG [--set key=value ...]   greedy eval of the base model on CONFIG's held-out split, with
+#   eval  NAME GPU CONFIG [--set key=value ...]   greedy eval of CONFIG's model.name on its held-out split, with
 #                                                 EVAL_TOKENS (default 512) new tokens; only in the first call
 #                                                 (skipped once /tmp/NAME exists); leaves $OUT/NAME.tar.gz
 #   train NAME GPU CONFIG TARGET_STEPS [key.sub=value ...]
@@ -30,12 +30,16 @@ while read -r kind name gpu config rest; do
   case $kind in
     eval)
       [ -d "/tmp/$name" ] && continue
-      ( CUDA_VISIBLE_DEVICES=$gpu python3 -m grpo.cli eval smollm2-135m-instruct --config "$config" "${extra[@]}" \
-          --max-new-tokens "$EVAL_TOKENS" --out "/tmp/$name" > "/tmp/$name.log" 2>&1 \
-          || echo "[gpu_learn_plan] $name: eval failed"
-        mkdir -p "/tmp/$name" && cp "/tmp/$name.log" "/tmp/$name/console.log"
-        tar -C /tmp -czf "$out/$name.tar.gz" "$name"
-        grep -h "accuracy" "/tmp/$name/summary.md" | sed "s/^/[gpu_learn_plan] $name: /" || true ) &
+      ( model=$(python3 -c "import sys; from grpo.config import load_config; print(load_config(sys.argv[1], []).model.name)" "$config")
+        if CUDA_VISIBLE_DEVICES=$gpu python3 -m grpo.cli eval "$model" --config "$config" "${extra[@]}" \
+            --max-new-tokens "$EVAL_TOKENS" --out "/tmp/$name" > "/tmp/$name.log" 2>&1; then
+          cp "/tmp/$name.log" "/tmp/$name/console.log"
+          tar -C /tmp -czf "$out/$name.tar.gz" "$name"
+          grep -h "accuracy" "/tmp/$name/summary.md" | sed "s/^/[gpu_learn_plan] $name: /" || true
+        else  # no /tmp/NAME left behind: a later call runs the eval again
+          echo "[gpu_learn_plan] $name: eval failed; end of its log:"; tail -n 20 "/tmp/$name.log"; rm -rf "/tmp/$name"
+          exit 1
+        fi ) &
       pids+=($!) ;;
     train)
       target=${extra[0]:?train line needs TARGET_STEPS}

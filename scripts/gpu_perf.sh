@@ -9,20 +9,25 @@
 #      256 new tokens, model.generate with the static cache next to the static loop;
 #   4. grpo bench summary: perf_summary.json with rollout_tokens_per_s, step_speedup_vs_trl and
 #      eval_decode_ms_per_step (batch 64), each with the rows it came from.
-# Leaves in $OUT: gpu_tests.log, bench_train.json/.log, bench_kv.json/.log, perf_summary.json (6 files).
+# Leaves in $OUT: gpu_tests.log, bench_train.json/.log, bench_kv.json/.log, perf_summary.json (6 files). Every step
+# runs even when one before it failed; the exit status is 1 if any failed, and the failures are named at the end (a
+# failed GPU test means the loop's figures in perf_summary.json are not to be trusted).
 set -uo pipefail
+failed=()
 out=${OUT:-gpu-out}; mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 tokenizer=${BENCH_TOKENIZER:-.devcarry/tokenizer}
-python3 -m pytest -q -m gpu tests/gpu/test_static_decode_cuda.py > "$out/gpu_tests.log" 2>&1
+python3 -m pytest -q -m gpu tests/gpu/test_static_decode_cuda.py > "$out/gpu_tests.log" 2>&1 || failed+=("gpu tests")
 tail -n 3 "$out/gpu_tests.log"
 python3 -m grpo.cli bench train smollm2-135m:trl-baseline smollm2-135m:hf:static smollm2-135m:hf:loop \
-  --tokenizer "$tokenizer" --out "$out/bench_train.json" > "$out/bench_train.log" 2>&1
+  --tokenizer "$tokenizer" --out "$out/bench_train.json" > "$out/bench_train.log" 2>&1 || failed+=("bench train")
 tail -n 6 "$out/bench_train.log"
 model=$(python3 -c "import sys; from pathlib import Path; from grpo.bench.train_step import materialize_shape
 print(materialize_shape('smollm2-135m', Path('/tmp/grpo-bench-models'), sys.argv[1]))" "$tokenizer")
 python3 -m grpo.cli bench kv --model "$model" --dtype bfloat16 --batches 1 8 64 256 --lengths 256 --cached-only \
-  --cache-implementation static --static-loop --out "$out/bench_kv.json" > "$out/bench_kv.log" 2>&1
+  --cache-implementation static --static-loop --out "$out/bench_kv.json" > "$out/bench_kv.log" 2>&1 \
+  || failed+=("bench kv")
 tail -n 7 "$out/bench_kv.log"
 python3 -m grpo.cli bench summary --train "$out/bench_train.json" --kv "$out/bench_kv.json" \
-  --out "$out/perf_summary.json"
+  --out "$out/perf_summary.json" || failed+=("bench summary")
+if [ ${#failed[@]} -gt 0 ]; then echo "[gpu_perf] FAILED: ${failed[*]}"; exit 1; fi
