@@ -133,6 +133,9 @@ def markdown(summaries: dict[str, dict[str, Any]]) -> str:
     for summary in summaries.values():
         keys += [k for k in summary if k in TABLE_KEYS or k.startswith(("pass@", "maj@"))
                  if not k.endswith("_ci95") and k not in keys]
+    # shown only when they happened: each changes what the accuracy's denominator means
+    keys += [k for k in ("undecided_answers", "unparseable_references")
+             if any(summary.get(k) for summary in summaries.values())]
     lines = ["| metric | " + " | ".join(summaries) + " |", "|---|" + "---:|" * len(summaries)]
     for key in keys:
         cells = []

@@ -35,3 +35,13 @@ def test_records_from_before_the_flag_read_a_none_verdict_as_an_unparseable_refe
            for pid, verdict in [("a", True), ("b", None), ("c", False)]]
     summary = summarize(old, ())
     assert summary["unparseable_references"] == 1 and summary["judged_problems"] == 2 and summary["accuracy"] == 0.5
+
+
+def test_the_table_shows_undecided_answers_and_unparseable_references_only_when_there_are_some():
+    from grpo.eval.eval_run import markdown
+
+    clean = summarize([record("a", True), record("b", False)], ())
+    messy = summarize([record("a", True), record("b", None), record("c", None, reference_parsed=False)], ())
+    assert "undecided_answers" not in markdown({"clean": clean})
+    table = markdown({"clean": clean, "messy": messy})
+    assert "| undecided_answers | 0 | 1 |" in table and "| unparseable_references | 0 | 1 |" in table
