@@ -148,11 +148,13 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             trainer = GRPOTrainer(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
                                   train_dataset=_dataset(case), processing_class=loaded.tokenizer)
         if case.backend != "trl-baseline":
+            from grpo.eval.generation import static_cache_len
             from grpo.train.rollout import enable_compiled_decoding, install_static_loop, static_loop_unsupported
 
             enable_compiled_decoding(trainer, "static" if case.rollout == "static" else None)
-            if case.rollout == "loop" and not install_static_loop(trainer, _longest_prompt(trainer) +
-                                                                  case.completion_tokens):
+            cache_len = static_cache_len(trainer.processing_class, trainer.train_dataset["prompt"],
+                                         case.completion_tokens)
+            if case.rollout == "loop" and not install_static_loop(trainer, cache_len):
                 raise RuntimeError(f"{case.label}: the static loop cannot run here: {static_loop_unsupported(trainer)}")
         generation = _time_generation(trainer)
         step_times: list[float] = []
@@ -178,14 +180,6 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             "effective_args": {k: getattr(trainer.args, k) for k in (
                 "per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size", "optim",
                 "cache_implementation", "gradient_checkpointing")}}
-
-
-def _longest_prompt(trainer) -> int:
-    """Tokens of the longest prompt of the benchmark's dataset, as the chat template renders it."""
-    from grpo.data.splits import longest_prompt_tokens
-
-    prompts = trainer.train_dataset["prompt"]
-    return longest_prompt_tokens(trainer.processing_class, prompts, sample=len(prompts))
 
 
 def _step_timer(sink: list[float]):

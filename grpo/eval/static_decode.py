@@ -208,6 +208,15 @@ class StaticDecoder:
         self._buffers: _Buffers | None = None
         self._generator: torch.Generator | None = None
 
+    def serves(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
+               sampling: Sampling) -> bool:
+        """Whether this decoder can take calls with these settings as a new one would (its cache at least as long):
+        reusing it keeps the compiled step's shapes and buffer addresses, so nothing compiles or records again."""
+        return (self.model is model and self.max_cache_len >= max_cache_len  # (PEFT forwards lookups)
+                and self.max_new_tokens == max_new_tokens and self.eos_ids == sorted(set(eos_ids))
+                and self.pad_id == pad_id and self.sampling == sampling
+                and self.device == next(model.parameters()).device)
+
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generator: torch.Generator | None = None,
                  max_new_tokens: int | None = None) -> torch.Tensor:
         """The new tokens, batch x (the longest row's length up to and including its eos), pad after each eos;
@@ -309,9 +318,7 @@ def kept_decoder(model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterab
     the same way; the cache stays allocated while the model lives (delete ``model._grpo_static_decoder`` to free it).
     """
     kept = getattr(model, "_grpo_static_decoder", None)
-    if (kept is not None and kept.model is model and kept.max_cache_len >= max_cache_len  # (PEFT forwards lookups)
-            and kept.max_new_tokens == max_new_tokens and kept.eos_ids == sorted(set(eos_ids))
-            and kept.pad_id == pad_id and kept.sampling == sampling and kept.device == next(model.parameters()).device):
+    if kept is not None and kept.serves(model, max_cache_len, max_new_tokens, eos_ids, pad_id, sampling):
         return kept
     decoder = StaticDecoder(model, max_cache_len, max_new_tokens, eos_ids, pad_id, sampling)
     model._grpo_static_decoder = decoder

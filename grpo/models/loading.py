@@ -168,17 +168,20 @@ def _load_adapter(model, lora: LoraSection):
 
 def _module_names(model, modules) -> set[str]:
     """Target modules as the set of layer names they pick: PEFT saves ``all-linear`` expanded to full paths."""
+    if modules == "all-linear":
+        return _linear_layer_names(model) - {"lm_head"}
+    return {name.rsplit(".", 1)[-1] for name in modules}
+
+
+def _linear_layer_names(model) -> set[str]:
+    """The last name part of every linear layer of ``model`` (``q_proj``, ..., ``lm_head``)."""
     import torch
 
-    if modules == "all-linear":
-        return {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head")}
-    return {name.rsplit(".", 1)[-1] for name in modules}
+    return {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
 
 
 def _apply_lora(model, lora: LoraSection, path: str):
     """PEFT's "Target modules ... not found" becomes a config error listing the names the model does have."""
-    import torch
     from peft import get_peft_model
 
     if lora.init_from:
@@ -188,8 +191,7 @@ def _apply_lora(model, lora: LoraSection, path: str):
     except ValueError as err:
         if "Target modules" not in str(err):
             raise
-        linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                         if isinstance(module, torch.nn.Linear)})
+        linear = sorted(_linear_layer_names(model))
         raise ConfigError(f"model.lora.target_modules: {lora.target_modules} not found in {path}; its linear "
                           f"modules are {', '.join(linear)} (or use all-linear)") from None
 

@@ -157,9 +157,8 @@ class StaticLoopRollouts:
                            "the step compiles again)")
             self.max_cache_len = needed
         kept = self.decoder
-        if (kept is None or kept.max_cache_len != self.max_cache_len or kept.max_new_tokens != settings.max_new_tokens
-                or kept.sampling != settings.sampling or tuple(kept.eos_ids) != settings.eos_ids
-                or kept.pad_id != settings.pad_id):
+        if kept is None or not kept.serves(self.model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids,
+                                           settings.pad_id, settings.sampling):
             self.decoder = static_decode.StaticDecoder(
                 self.model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids, settings.pad_id,
                 settings.sampling, self.sync_every, self.compile, generation_config=settings.resolved)
