@@ -189,7 +189,11 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     from grpo.bench import train_step as bench_train
     from grpo.models.loading import resolve_path
 
-    cases = [bench_train.parse_case(text, args.steps) for text in args.case]
+    try:
+        cases = [bench_train.parse_case(text, args.steps, args.generations, args.completion_tokens)
+                 for text in args.case]
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     tokenizer_path = resolve_path(args.tokenizer)
     print(bench_train.HEADER, flush=True)
     rows = []
@@ -294,13 +298,17 @@ def _add_bench_commands(commands) -> None:
     summary.set_defaults(handler=cmd_bench_summary)
     train_bench = bench_commands.add_parser(
         "train", help="GRPO step time per backend and rollout setting (GPU)",
-        description="Fixed workload: 8 prompts x 8 generations x 256 forced completion tokens, LoRA r=16, random "
-                    "weights of real architectures. CASE is SHAPE:BACKEND[:ROLLOUT][:4bit], e.g. "
-                    "smollm2-135m:trl-baseline, smollm2-135m:hf:static, qwen2.5-1.5b:unsloth:dynamic:4bit. "
-                    "Shapes: smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth; "
-                    "rollouts: dynamic, static, loop (the static decode loop, hf only).")
+        description="Fixed workload: 8 prompts x 8 generations x 256 forced completion tokens (change with "
+                    "--generations, --completion-tokens), LoRA r=16, random weights of real architectures. CASE is "
+                    "SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN], e.g. smollm2-135m:trl-baseline, smollm2-135m:hf:static, "
+                    "smollm2-135m:hf:loop:mb64, qwen2.5-1.5b:unsloth:dynamic:4bit. Shapes: smollm2-135m, "
+                    "qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth; rollouts: dynamic, static, "
+                    "loop (the static decode loop, hf only); mbN: N completions per forward/backward of the update "
+                    "(default 8, as TRL splits this workload).")
     train_bench.add_argument("case", nargs="+", metavar="CASE")
     train_bench.add_argument("--steps", type=int, default=3, help="steps per case; the first is warm-up")
+    train_bench.add_argument("--generations", type=int, default=8, help="completions per prompt (8 prompts a step)")
+    train_bench.add_argument("--completion-tokens", type=int, default=256, help="tokens of every completion")
     train_bench.add_argument("--model-root", default="/tmp/grpo-bench-models", help="where random models are saved")
     train_bench.add_argument("--tokenizer", default="smollm2-135m-instruct", help="tokenizer for every shape")
     train_bench.add_argument("--out", help="write the rows as JSON here")

@@ -21,6 +21,8 @@
 #   STEPS per run (default 8), WARMUP steps left out (default 1: the first step compiles the static-cache decoding),
 #   GSM8K_DIR (default .devcarry/gsm8k), OUT (default gpu-out), GRPO_RUNS (default /tmp/grpo-scaling),
 #   DEADLINE_S: start no further run after this many seconds of the script (default: none)
+#   SKIP_ONE_GPU=1: leave the one-GPU run out (an earlier call measured it; `python -m grpo.bench.scaling` over the
+#              run folders of both calls then gives the speedups)
 # Writes $OUT/NAME.tar.gz (after each run, so a call cut short still returns the runs it finished): per run its
 # console log, metrics.jsonl, grpo_args.json, environment.json and gpu_memory.csv, and NAME.json, the summary.
 # Dynamic sampling is switched off (single-process only, and extra generation rounds would make steps unequal), as
@@ -75,7 +77,8 @@ run_one() {  # run_one GPUS LAUNCHER: one measured run, its files into $runs/$na
   tar -C "$runs" -czf "$out/$name.tar.gz" "$name"
 }
 
-plan=("1 ddp")
+plan=()
+[ "${SKIP_ONE_GPU:-0}" = 1 ] || plan+=("1 ddp")
 if [ "$n" -gt 1 ]; then for launcher in ${LAUNCHERS:-ddp}; do plan+=("$n $launcher"); done; fi
 for entry in "${plan[@]}"; do
   if [ -n "${DEADLINE_S:-}" ] && [ "$SECONDS" -ge "$DEADLINE_S" ]; then

@@ -90,7 +90,10 @@ def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], unc
     for batch in batches:
         inputs = tokenizer.apply_chat_template([PROMPT] * batch, add_generation_prompt=True, padding=True,
                                                return_tensors="pt", return_dict=True).to(device)
-        _timed_generate(model, inputs, 8, True, cache_implementation)  # warm-up (and compilation for static)
+        # warm-up; with the static cache at the longest length, since generate sizes its cache (a compiled shape) by
+        # prompt + max_new_tokens and a shorter warm-up left the first timed row paying a recompilation
+        _timed_generate(model, inputs, max(lengths) if cache_implementation == "static" else 8, True,
+                        cache_implementation)
         loop = None
         if static_loop:
             longest = max(lengths)

@@ -29,9 +29,12 @@ def perf_summary(train_rows: list[dict[str, Any]], kv_rows: list[dict[str, Any]]
     if not baselines:
         raise SummaryError("bench train rows hold no trl-baseline row: the speedup needs one from the same session")
     baseline = baselines[0]
-    ours = [row for row in ok if row["backend"] != BASELINE and row["shape"] == baseline["shape"]]
+    workload = ("shape", "generations", "completion_tokens")
+    ours = [row for row in ok if row["backend"] != BASELINE
+            and all(row.get(key) == baseline.get(key) for key in workload)]
     if not ours:
-        raise SummaryError(f"bench train rows hold no project row for the baseline's shape {baseline['shape']}")
+        raise SummaryError(f"bench train rows hold no project row for the baseline's workload ({baseline['shape']}, "
+                           f"{baseline.get('generations')} generations, {baseline.get('completion_tokens')} tokens)")
     fastest_step = min(ours, key=lambda row: row["seconds_per_64_completions"])
     fastest_rollout = max(ours, key=lambda row: row["generation_tokens_per_s"])
     at_batch = [row for row in kv_rows if row["batch"] == batch]

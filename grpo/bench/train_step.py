@@ -1,16 +1,19 @@
 """`grpo bench train`: seconds per GRPO step and rollout tokens/s per backend x rollout setting, on a fixed workload.
 
-Workload: 8 prompts x 8 generations, completions forced to exactly 256 tokens (``min_new_tokens``), LoRA r=16 on
-all projections, bf16 (or 4-bit base weights). Models are random weights of the real architectures: timing does not
-depend on the values. Each case runs in its own process, because Unsloth patches transformers and TRL globally.
+Workload: 8 prompts x 8 generations (``--generations``), completions forced to exactly 256 tokens
+(``--completion-tokens``; ``min_new_tokens``), LoRA r=16 on all projections, bf16 (or 4-bit base weights). The
+update runs 8 completions per forward/backward, as TRL's defaults split this workload, unless a case asks for
+another micro-batch (``mbN``: same completions, same loss, fewer and larger passes). Models are random weights of
+the real architectures: timing does not depend on the values. Each case runs in its own process, because Unsloth
+patches transformers and TRL globally.
 
-Rows: ``trl-baseline`` is plain TRL + PEFT with their defaults (model passed by path, ``peft_config``);
-``hf`` and ``unsloth`` are this project's backends with a rollout setting (``dynamic`` KV cache, ``static`` cache
-with transformers' compilation, or ``loop``: the static decode loop of ``train.rollout_decoder: static_loop``, hf
-only). The loop does not implement ``min_new_tokens``, so its rows drop that setting: the loop still decodes every
-step to the full length unless every completion of the batch has ended, which a random model (eos about one token
-in 50,000) practically never does, so the decode work per step is the same. Times per step are medians after the warm-up step; a backend that changes the
-number of completions per step (Unsloth does) is normalised to 64 completions.
+Rows: ``trl-baseline`` is plain TRL + PEFT with their defaults (model passed by path, ``peft_config``); ``hf`` and
+``unsloth`` are this project's backends with a rollout setting (``dynamic`` KV cache, ``static`` cache with
+transformers' compilation, or ``loop``: the static decode loop of ``train.rollout_decoder: static_loop``, hf only).
+The loop does not implement ``min_new_tokens``, so its rows drop that setting: the loop still decodes every step to
+the full length unless every completion of the batch has ended, which a random model (eos about one token in 50,000)
+practically never does, so the decode work per step is the same. Times per step are medians after the warm-up step;
+a backend that changes the number of completions per step (Unsloth does) is normalised to 64 completions.
 """
 
 from __future__ import annotations
@@ -51,22 +54,46 @@ class Case:
     prompts: int = PROMPTS
     generations: int = GENERATIONS
     completion_tokens: int = COMPLETION_TOKENS
+    micro_batch: int = 0  # completions per forward/backward of the update; 0: ``prompts`` (TRL's layout here)
 
     @property
     def label(self) -> str:
-        return f"{self.shape} {self.backend} {self.rollout}{' 4-bit' if self.load_in_4bit else ''}"
+        return (f"{self.shape} {self.backend} {self.rollout}{' 4-bit' if self.load_in_4bit else ''}"
+                f"{f' mb{self.micro_batch}' if self.micro_batch else ''}")
+
+    @property
+    def completions(self) -> int:
+        return self.prompts * self.generations
+
+    @property
+    def per_device_batch(self) -> int:
+        return self.micro_batch or self.prompts
 
 
-def parse_case(text: str, steps: int) -> Case:
-    """``SHAPE:BACKEND[:ROLLOUT][:4bit]`` -> Case."""
+def parse_case(text: str, steps: int, generations: int = GENERATIONS,
+               completion_tokens: int = COMPLETION_TOKENS) -> Case:
+    """``SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN]`` -> Case (``mbN``: N completions per forward/backward of the update)."""
     parts = text.split(":")
     if len(parts) < 2 or parts[0] not in SHAPES or parts[1] not in ("trl-baseline", "hf", "unsloth"):
-        raise ValueError(f"case {text!r}: expected SHAPE:BACKEND[:ROLLOUT][:4bit] with SHAPE in "
+        raise ValueError(f"case {text!r}: expected SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN] with SHAPE in "
                          f"{', '.join(SHAPES)} and BACKEND in trl-baseline, hf, unsloth")
+    unknown = [p for p in parts[2:] if p not in (*ROLLOUTS, "4bit") and not _is_micro_batch(p)]
+    if unknown:
+        raise ValueError(f"case {text!r}: unknown setting {unknown[0]!r} (rollouts: {', '.join(ROLLOUTS)}; 4bit; mbN)")
     rollout = next((p for p in parts[2:] if p in ROLLOUTS), "dynamic")
     if rollout == "loop" and parts[1] != "hf":
         raise ValueError(f"case {text!r}: the loop rollout runs with the hf backend only")
-    return Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in parts[2:], steps=steps)
+    micro_batch = next((int(p[2:]) for p in parts[2:] if _is_micro_batch(p)), 0)
+    case = Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in parts[2:], steps=steps, generations=generations,
+                completion_tokens=completion_tokens, micro_batch=micro_batch)
+    if micro_batch and (parts[1] == "trl-baseline" or case.completions % micro_batch):
+        raise ValueError(f"case {text!r}: mbN needs a project backend and N dividing the {case.completions} "
+                         "completions of a step")
+    return case
+
+
+def _is_micro_batch(part: str) -> bool:
+    return part.startswith("mb") and part[2:].isdigit() and int(part[2:]) > 0
 
 
 def materialize_shape(shape: str, folder: Path, tokenizer_path: str) -> Path:
@@ -110,8 +137,9 @@ def _args(case: Case, output_dir: str, defaults_only: bool):
 
     import torch
 
-    workload = dict(output_dir=output_dir, per_device_train_batch_size=case.prompts,
-                    gradient_accumulation_steps=case.generations, num_generations=case.generations,
+    workload = dict(output_dir=output_dir, per_device_train_batch_size=case.per_device_batch,
+                    gradient_accumulation_steps=case.completions // case.per_device_batch,
+                    num_generations=case.generations,
                     max_completion_length=case.completion_tokens, max_steps=case.steps,
                     generation_kwargs=None if case.rollout == "loop" else {"min_new_tokens": case.completion_tokens},
                     logging_steps=1,
@@ -143,7 +171,7 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             from grpo.models.loading import load
 
             loaded = load(ModelSection(name=str(folder), backend=case.backend, dtype="bfloat16",
-                                       load_in_4bit=case.load_in_4bit, max_seq_length=512,
+                                       load_in_4bit=case.load_in_4bit, max_seq_length=256 + case.completion_tokens,
                                        gradient_checkpointing=case.backend == "unsloth"))
             trainer = GRPOTrainer(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
                                   train_dataset=_dataset(case), processing_class=loaded.tokenizer)

@@ -15,9 +15,13 @@ running the step without a graph (rather than replaying a wrong one) when someth
 manual capture would have to pre-allocate every buffer, warm up on a side stream and re-capture whenever an address
 changes, all by hand.
 
-Sampling draws one uniform number per row per token from the caller's ``torch.Generator`` *outside* the step (one
-small kernel launch, no sync) and the step inverts the cumulative distribution with it: the compiled graph needs no
-generator state, and the tokens drawn do not depend on ``sync_every``.
+Sampling draws its randomness from the caller's ``torch.Generator`` *outside* the step (one small kernel launch, no
+sync): one exponential number per row and vocabulary entry, and the step picks the token that arrives first in an
+"exponential race" (the argmax of probability / noise, which is token j with probability p_j). The compiled graph
+needs no generator state, the tokens drawn do not depend on ``sync_every``, and the step needs no cumulative sum
+over the vocabulary: inductor (torch 2.11, H200) failed to generate the kernel for a cumsum over 49,152 entries
+(docs/benchmarks.md). Top-p still needs the cumulative mass of the sorted probabilities; it is summed in blocks of
+:data:`CUMSUM_BLOCK`, each scan short enough not to be split.
 
 Scope: Llama and Qwen2 families (their forward takes ``past_key_values``, ``position_ids``, ``attention_mask``,
 ``logits_to_keep``; transformers 5.x dropped ``cache_position``, the static cache counts its own write position on
@@ -27,8 +31,8 @@ decides by those explicit checks; :func:`grpo.eval.generation.generate` falls ba
 returns a reason. LoRA models from ``peft.get_peft_model`` pass the arguments through to the base model and work.
 
 Wired into evaluation (``SamplingParams.decoder``, ``eval.decoder``) and, opt-in, into TRL's GRPO rollouts
-(``train.rollout_decoder``, :func:`grpo.train.rollout.install_static_loop`); both tested on a CPU (eager), neither
-measured on a GPU yet.
+(``train.rollout_decoder``, :func:`grpo.train.rollout.install_static_loop`); tested on a CPU (eager) and on an
+H200 (compiled, tests/gpu/), measured in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -101,14 +105,29 @@ def unsupported_reason(model, generation_config: GenerationConfig | None = None)
     return None
 
 
-def next_tokens(logits: torch.Tensor, uniforms: torch.Tensor | None, sampling: Sampling) -> torch.Tensor:
+CUMSUM_BLOCK = 256
+
+
+def blocked_cumsum(values: torch.Tensor, block: int = CUMSUM_BLOCK) -> torch.Tensor:
+    """``values.cumsum(-1)`` of a batch x width tensor as two short scans (within blocks of ``block`` entries, then
+    over the block totals): the same sums, in a form inductor compiles for a vocabulary-wide row."""
+    batch, width = values.shape
+    padded = torch.nn.functional.pad(values, (0, -width % block)).view(batch, -1, block)
+    within = padded.cumsum(dim=-1)
+    totals = within[..., -1]
+    before = totals.cumsum(dim=-1) - totals
+    return (within + before[..., None]).view(batch, -1)[:, :width]
+
+
+def next_tokens(logits: torch.Tensor, noise: torch.Tensor | None, sampling: Sampling) -> torch.Tensor:
     """The chosen token per row of ``logits`` (batch x vocab), in float32 as ``model.generate`` chooses.
 
-    Sampling inverts the cumulative distribution at ``uniforms`` (one number in [0, 1) per row): in vocabulary
-    order without filters, over the tokens sorted by probability with top-k / top-p. A token of probability zero is
-    never picked: the threshold stays below the total mass and the first index whose cumulative mass exceeds it has
-    mass of its own. Top-p keeps the most likely tokens up to and including the one that makes their mass reach
-    ``top_p`` (transformers' ``TopPLogitsWarper``; the most likely token always stays).
+    Sampling takes ``noise``, batch x vocab numbers drawn from Exp(1), and picks the argmax of probability / noise
+    (the first arrival of independent exponential clocks of rates p_i is token j with probability p_j / sum p): in
+    vocabulary order without filters, over the tokens sorted by probability with top-k / top-p. A token of
+    probability zero is never picked (its ratio is 0 and the most likely token's is positive). Top-p keeps the most
+    likely tokens up to and including the one that makes their mass reach ``top_p`` (transformers'
+    ``TopPLogitsWarper``; the most likely token always stays).
     """
     scores = logits.float()
     if not sampling.do_sample:
@@ -121,12 +140,10 @@ def next_tokens(logits: torch.Tensor, uniforms: torch.Tensor | None, sampling: S
             scores, order = scores[:, : sampling.top_k], order[:, : sampling.top_k]
     probs = torch.softmax(scores, dim=-1)
     if sampling.top_p < 1:
-        mass_before = probs.cumsum(dim=-1) - probs  # mass of the strictly more likely tokens
+        mass_before = blocked_cumsum(probs) - probs  # mass of the strictly more likely tokens
         probs = probs.masked_fill(mass_before >= sampling.top_p, 0.0)
-    cumulative = probs.cumsum(dim=-1)
-    total = cumulative[:, -1:]
-    threshold = torch.minimum(uniforms[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
-    index = (cumulative <= threshold).sum(dim=-1, keepdim=True)
+    clocks = noise[:, : probs.shape[-1]].clamp_min(torch.finfo(torch.float32).tiny)  # Exp(1) can draw 0
+    index = (probs / clocks).argmax(dim=-1, keepdim=True)
     return (index if order is None else order.gather(-1, index)).squeeze(-1)
 
 
@@ -142,7 +159,7 @@ class _Buffers:
     finished: torch.Tensor  # batch: the row has chosen an eos
     lengths: torch.Tensor  # batch: tokens generated up to and including the eos
     out: torch.Tensor  # batch x max_new_tokens: the chosen tokens, pad after eos
-    uniforms: torch.Tensor  # batch: this step's random numbers (sampling only)
+    noise: torch.Tensor  # batch x vocab (sampling) or batch x 0: this step's Exp(1) draws
     eos: torch.Tensor  # the eos ids
 
 
@@ -162,7 +179,7 @@ def _decode_step(model, cache: StaticCache, buffers: _Buffers, sampling: Samplin
     buffers.mask.index_fill_(1, buffers.write, 1)
     logits = model(input_ids=buffers.tokens, attention_mask=buffers.mask, position_ids=buffers.positions,
                    past_key_values=cache, use_cache=True).logits[:, -1, :]
-    _record(buffers, next_tokens(logits, buffers.uniforms, sampling), pad_id)
+    _record(buffers, next_tokens(logits, buffers.noise, sampling), pad_id)
     buffers.positions.add_(1)
     buffers.write.add_(1)
 
@@ -202,6 +219,7 @@ class StaticDecoder:
         self.eos_ids, self.pad_id = sorted(set(eos_ids)), pad_id
         self.sampling, self.sync_every = sampling, sync_every
         self.device = next(model.parameters()).device
+        self._vocab_size = model.get_output_embeddings().weight.shape[0]  # the logits' width
         self.compiled = self.device.type == "cuda" if compile is None else compile
         self._step = _compiled_step(fullgraph) if self.compiled else _decode_step
         self._cache: StaticCache | None = None
@@ -256,17 +274,17 @@ class StaticDecoder:
         buffers.lengths.zero_()
         buffers.out.fill_(self.pad_id)
         buffers.column.zero_()
-        self._draw_uniforms()
+        self._draw_noise()
         logits = self.model(input_ids=input_ids, attention_mask=buffers.mask, position_ids=positions,
                             past_key_values=self._cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
-        _record(buffers, next_tokens(logits, buffers.uniforms, self.sampling), self.pad_id)
+        _record(buffers, next_tokens(logits, buffers.noise, self.sampling), self.pad_id)
         buffers.positions.copy_(positions[:, -1:] + 1)
         buffers.write.fill_(prompt_length)
 
     @torch.inference_mode()
     def step(self) -> None:
         """One more token for every row (no host sync)."""
-        self._draw_uniforms()
+        self._draw_noise()
         if self.compiled and self.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
         self._step(self.model, self._cache, self._buffers, self.sampling, self.pad_id)
@@ -279,10 +297,9 @@ class StaticDecoder:
         width = int(self._buffers.lengths.max())
         return self._buffers.out[:, :width].clone()
 
-    def _draw_uniforms(self) -> None:
+    def _draw_noise(self) -> None:
         if self.sampling.do_sample:
-            torch.rand(self._buffers.uniforms.shape, generator=self._generator, device=self.device,
-                       out=self._buffers.uniforms)
+            self._buffers.noise.exponential_(generator=self._generator)
 
     def _prepare(self, batch: int) -> _Buffers:
         """The cache and buffers for ``batch`` rows: reset when the batch size is the one they were made for."""
@@ -299,7 +316,7 @@ class StaticDecoder:
             finished=torch.zeros(batch, dtype=torch.bool, device=device),
             lengths=torch.zeros(batch, dtype=long, device=device),
             out=torch.zeros(batch, self.max_new_tokens, dtype=long, device=device),
-            uniforms=torch.zeros(batch, dtype=torch.float32, device=device),
+            noise=torch.zeros(batch, self._vocab_size if self.sampling.do_sample else 0, device=device),
             eos=torch.tensor(self.eos_ids, dtype=long, device=device))
         if self.compiled:  # fixed addresses: CUDA graphs replay in place instead of copying or skipping the graph
             for tensor in vars(self._buffers).values():

@@ -288,7 +288,8 @@ def _set_up_rollouts(trainer, config: RunConfig, loaded: LoadedModel, splits) ->
                                                                    cache_len)
     if config.train.rollout_decoder == "static_loop":
         if install_static_loop(trainer, cache_len):
-            on_cuda = next(trainer.model.parameters()).device.type == "cuda"
+            on_cuda = trainer.accelerator.device.type == "cuda"  # where training puts the model (DeepSpeed moves
+            # it there only when the trainer prepares it, after this line)
             _say(f"rollouts: static decode loop with a static KV cache of {cache_len} tokens, "
                  + ("compiled (the first step includes compilation)" if on_cuda else "eager (no CUDA)")
                  + ("; what it passes on to model.generate uses transformers' compiled static cache" if compiled

@@ -16,7 +16,7 @@ from transformers import GenerationConfig
 
 from grpo.eval import generation
 from grpo.eval.generation import SamplingParams
-from grpo.eval.static_decode import Sampling, StaticDecoder
+from grpo.eval.static_decode import Sampling, StaticDecoder, next_tokens
 from grpo.train.rollout import StaticLoopRollouts
 from tests.grpo.eval.static_decode_checks import (PROMPTS, encode, greedy_generate, sampled_pair_p_values,
                                                   sharpened_model)
@@ -109,3 +109,17 @@ def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model):
     with torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.equal(rollouts(**inputs, generation_config=config), expected)
     assert rollouts.decoder.compiled and rollouts.loop_calls == 2 and rollouts.generate_calls == 0
+
+
+@pytest.mark.parametrize("sampling", [Sampling(True, 1.0), Sampling(True, 0.7, top_p=0.9),
+                                      Sampling(True, 0.7, top_k=50)], ids=["plain", "top-p", "top-k"])
+def test_sampling_compiles_at_a_real_vocabulary_size(sampling):
+    """The tiny model's vocabulary hides what a real one shows: inductor (torch 2.11) failed to generate a cumsum
+    over SmolLM2's 49,152 entries, which stopped the loop's first GRPO rollouts on the H200. Compiled, the choice
+    equals the eager one for the same noise."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    logits = torch.randn(64, 49152, device="cuda", dtype=torch.bfloat16) * 3
+    noise = torch.empty(64, 49152, device="cuda").exponential_()
+    compiled = torch.compile(lambda l, n: next_tokens(l, n, sampling), fullgraph=True)
+    assert torch.equal(compiled(logits, noise), next_tokens(logits, noise, sampling))

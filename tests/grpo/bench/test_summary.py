@@ -10,8 +10,9 @@ from grpo.bench.summary import SummaryError, perf_summary
 from grpo.cli import main
 
 
-def train_row(backend, rollout, seconds, tokens_per_s, shape="smollm2-135m"):
+def train_row(backend, rollout, seconds, tokens_per_s, shape="smollm2-135m", completion_tokens=256):
     return {"shape": shape, "backend": backend, "rollout": rollout, "label": f"{shape} {backend} {rollout}",
+            "generations": 8, "completion_tokens": completion_tokens,
             "seconds_per_64_completions": seconds, "generation_tokens_per_s": tokens_per_s}
 
 
@@ -21,12 +22,13 @@ def kv_row(batch, ms, loop_ms=None, new_tokens=256):
 
 TRAIN = [train_row("trl-baseline", "dynamic", 18.0, 1000.0), train_row("hf", "static", 5.0, 7500.0),
          train_row("hf", "loop", 3.0, 9000.0), train_row("hf", "static", 1.0, 50000.0, shape="qwen2.5-0.5b"),
+         train_row("hf", "loop", 2.0, 40000.0, completion_tokens=1024),
          {"shape": "smollm2-135m", "backend": "unsloth", "error": "out of memory"}]
 
 
 def test_each_figure_comes_from_the_fastest_row_of_the_baselines_shape():
     summary = perf_summary(TRAIN, [kv_row(8, 4.0, 1.0), kv_row(64, 6.0, 2.5), kv_row(64, 5.5)], batch=64)
-    assert summary["rollout_tokens_per_s"] == 9000.0  # not the other shape's 50,000
+    assert summary["rollout_tokens_per_s"] == 9000.0  # not the other shape's 50,000 nor the longer rows' 40,000
     assert summary["step_speedup_vs_trl"] == 6.0  # 18 / 3
     assert summary["eval_decode_ms_per_step"] == 2.5  # the loop at batch 64, not batch 8's 1.0
     assert summary["sources"]["step_speedup_vs_trl"] == "smollm2-135m trl-baseline dynamic / smollm2-135m hf loop"
@@ -41,7 +43,8 @@ def test_generate_wins_when_no_loop_was_timed():
 
 @pytest.mark.parametrize(("train", "kv", "message"), [
     (TRAIN[1:], [kv_row(64, 6.0)], "no trl-baseline row"),
-    (TRAIN[:1], [kv_row(64, 6.0)], "no project row for the baseline's shape smollm2-135m"),
+    (TRAIN[:1], [kv_row(64, 6.0)],
+     "no project row for the baseline's workload \\(smollm2-135m, 8 generations, 256 tokens\\)"),
     (TRAIN, [kv_row(8, 6.0)], "no row at batch 64"),
 ])
 def test_missing_rows_are_named(train, kv, message):

@@ -18,15 +18,30 @@ def test_parse_case():
         parse_case("smollm2-135m:unsloth:loop", 3)
 
 
+def test_parse_case_workload_settings():
+    case = parse_case("smollm2-135m:hf:loop:mb64", 3, generations=16, completion_tokens=512)
+    assert (case.micro_batch, case.generations, case.completion_tokens, case.completions) == (64, 16, 512, 128)
+    assert case.label == "smollm2-135m hf loop mb64"
+    for text, message in [("smollm2-135m:hf:mb48", "N dividing the 64 completions"),
+                          ("smollm2-135m:trl-baseline:mb64", "needs a project backend"),
+                          ("smollm2-135m:hf:fast", "unknown setting 'fast'")]:
+        with pytest.raises(ValueError, match=message):
+            parse_case(text, 3)
+
+
 @pytest.mark.parametrize("backend", ["trl-baseline", "hf"])
 def test_case_runs_and_reports(tmp_path, tiny_model_dir, monkeypatch, backend):
     monkeypatch.setitem(bench_train.SHAPES, "tiny", {
         "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400, "max_position_embeddings": 512,
         "tie_word_embeddings": True})
-    case = Case("tiny", backend, steps=2, prompts=2, generations=2, completion_tokens=6)
+    case = Case("tiny", backend, steps=2, prompts=2, generations=2, completion_tokens=6,
+                micro_batch=4 if backend == "hf" else 0)
     row = bench_train.run_case(case, tmp_path, str(tiny_model_dir))
     assert row["completions_per_step"] == 4
+    layout = (4, 1) if backend == "hf" else (2, 2)  # the micro-batch sets the update's passes, not the step's work
+    assert (row["effective_args"]["per_device_train_batch_size"],
+            row["effective_args"]["gradient_accumulation_steps"]) == layout
     assert row["mean_completion_tokens"] == 6  # the forced length
     assert row["seconds_per_step"] > row["generation_seconds"] > 0
     assert 0 < row["generation_share"] < 1

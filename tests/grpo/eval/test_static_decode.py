@@ -242,3 +242,9 @@ def test_later_calls_reuse_the_decoder_while_it_fits(model_and_tokenizer):
     assert run(short, max_new_tokens=6) is not first  # another output shape
     small = run(short)
     assert run(longest) is not small and model._grpo_static_decoder.max_cache_len == first.max_cache_len
+
+
+@pytest.mark.parametrize("width", [1, 255, 256, 257, 49152, 151936])
+def test_blocked_cumsum_equals_cumsum(width):
+    values = torch.rand(3, width, dtype=torch.float64)
+    torch.testing.assert_close(static_decode.blocked_cumsum(values, block=256), values.cumsum(dim=-1))
