@@ -190,8 +190,7 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     from grpo.models.loading import resolve_path
 
     try:
-        cases = [bench_train.parse_case(text, args.steps, args.generations, args.completion_tokens)
-                 for text in args.case]
+        cases = bench_train.parse_cases(args.case, args.steps, args.generations, args.completion_tokens)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     tokenizer_path = resolve_path(args.tokenizer)
@@ -200,6 +199,7 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     for case in cases:
         rows.append(bench_train.run_in_subprocess(case, Path(args.model_root), tokenizer_path))
         print(bench_train.format_row(rows[-1]), flush=True)
+    rows = bench_train.with_speedups(rows)
     print("\n" + bench_train.markdown(rows))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2, default=str))
@@ -300,15 +300,20 @@ def _add_bench_commands(commands) -> None:
         "train", help="GRPO step time per backend and rollout setting (GPU)",
         description="Fixed workload: 8 prompts x 8 generations x 256 forced completion tokens (change with "
                     "--generations, --completion-tokens), LoRA r=16, random weights of real architectures. CASE is "
-                    "SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN], e.g. smollm2-135m:trl-baseline, smollm2-135m:hf:static, "
-                    "smollm2-135m:hf:loop:mb64, qwen2.5-1.5b:unsloth:dynamic:4bit. Shapes: smollm2-135m, "
+                    "SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:UPDATE...], e.g. smollm2-135m:trl-baseline, "
+                    "smollm2-135m:hf:static, smollm2-135m:hf:loop:mb64:nogc, qwen2.5-1.5b:unsloth:dynamic:4bit. "
+                    "Shapes: smollm2-135m, "
                     "qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth; rollouts: dynamic, static, "
                     "loop (the static decode loop, hf only); mbN: N completions per forward/backward of the update "
-                    "(default 8, as TRL splits this workload).")
+                    "(default 8, as TRL splits this workload); update settings: nogc (gradient checkpointing off), "
+                    "liger (use_liger_kernel), compile (torch_compile). The final table gives each row's speedup "
+                    "over the trl-baseline row of the same workload in the same run.")
     train_bench.add_argument("case", nargs="+", metavar="CASE")
     train_bench.add_argument("--steps", type=int, default=3, help="steps per case; the first is warm-up")
-    train_bench.add_argument("--generations", type=int, default=8, help="completions per prompt (8 prompts a step)")
-    train_bench.add_argument("--completion-tokens", type=int, default=256, help="tokens of every completion")
+    train_bench.add_argument("--generations", type=int, nargs="+", default=[8],
+                             help="completions per prompt, 8 prompts a step (several: every case at each)")
+    train_bench.add_argument("--completion-tokens", type=int, nargs="+", default=[256],
+                             help="tokens of every completion (several: every case at each)")
     train_bench.add_argument("--model-root", default="/tmp/grpo-bench-models", help="where random models are saved")
     train_bench.add_argument("--tokenizer", default="smollm2-135m-instruct", help="tokenizer for every shape")
     train_bench.add_argument("--out", help="write the rows as JSON here")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grpo.bench.train_step import same_workload
 from grpo.config import ConfigError
 
 BASELINE = "trl-baseline"
@@ -29,9 +30,7 @@ def perf_summary(train_rows: list[dict[str, Any]], kv_rows: list[dict[str, Any]]
     if not baselines:
         raise SummaryError("bench train rows hold no trl-baseline row: the speedup needs one from the same session")
     baseline = baselines[0]
-    workload = ("shape", "generations", "completion_tokens")
-    ours = [row for row in ok if row["backend"] != BASELINE
-            and all(row.get(key) == baseline.get(key) for key in workload)]
+    ours = [row for row in ok if row["backend"] != BASELINE and same_workload(row, baseline)]
     if not ours:
         raise SummaryError(f"bench train rows hold no project row for the baseline's workload ({baseline['shape']}, "
                            f"{baseline.get('generations')} generations, {baseline.get('completion_tokens')} tokens)")

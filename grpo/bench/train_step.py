@@ -42,6 +42,14 @@ SHAPES = {
 }
 RESULT_PREFIX = "BENCH_RESULT "
 ROLLOUTS = ("dynamic", "static", "loop")
+# Settings of the policy update a case can change (project backends only), each with what it sets.
+UPDATE_SETTINGS = {
+    "nogc": "gradient checkpointing off (TRL's GRPOConfig turns it on by default)",
+    "liger": "use_liger_kernel: Liger's RMSNorm / SwiGLU / RoPE kernels (needs liger-kernel; TRL 1.15 computes the "
+             "loss through its own chunked LM head either way and has no use_liger_loss)",
+    "compile": "torch_compile: transformers compiles the policy's forward",
+}
+WORKLOAD = ("shape", "generations", "completion_tokens")
 
 
 @dataclass(frozen=True)
@@ -55,11 +63,15 @@ class Case:
     generations: int = GENERATIONS
     completion_tokens: int = COMPLETION_TOKENS
     micro_batch: int = 0  # completions per forward/backward of the update; 0: ``prompts`` (TRL's layout here)
+    update: tuple[str, ...] = ()  # names from UPDATE_SETTINGS
 
     @property
     def label(self) -> str:
+        workload = "" if (self.generations, self.completion_tokens) == (GENERATIONS, COMPLETION_TOKENS) else \
+            f" {self.generations}x{self.completion_tokens}"
         return (f"{self.shape} {self.backend} {self.rollout}{' 4-bit' if self.load_in_4bit else ''}"
-                f"{f' mb{self.micro_batch}' if self.micro_batch else ''}")
+                f"{f' mb{self.micro_batch}' if self.micro_batch else ''}{''.join(f' {u}' for u in self.update)}"
+                f"{workload}")
 
     @property
     def completions(self) -> int:
@@ -72,24 +84,37 @@ class Case:
 
 def parse_case(text: str, steps: int, generations: int = GENERATIONS,
                completion_tokens: int = COMPLETION_TOKENS) -> Case:
-    """``SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN]`` -> Case (``mbN``: N completions per forward/backward of the update)."""
+    """``SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:UPDATE...]`` -> Case (``mbN``: N completions per forward/backward of
+    the update; UPDATE: names of :data:`UPDATE_SETTINGS`)."""
     parts = text.split(":")
     if len(parts) < 2 or parts[0] not in SHAPES or parts[1] not in ("trl-baseline", "hf", "unsloth"):
-        raise ValueError(f"case {text!r}: expected SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN] with SHAPE in "
+        raise ValueError(f"case {text!r}: expected SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:UPDATE] with SHAPE in "
                          f"{', '.join(SHAPES)} and BACKEND in trl-baseline, hf, unsloth")
-    unknown = [p for p in parts[2:] if p not in (*ROLLOUTS, "4bit") and not _is_micro_batch(p)]
+    settings = parts[2:]
+    unknown = [p for p in settings if p not in (*ROLLOUTS, "4bit", *UPDATE_SETTINGS) and not _is_micro_batch(p)]
     if unknown:
-        raise ValueError(f"case {text!r}: unknown setting {unknown[0]!r} (rollouts: {', '.join(ROLLOUTS)}; 4bit; mbN)")
-    rollout = next((p for p in parts[2:] if p in ROLLOUTS), "dynamic")
+        raise ValueError(f"case {text!r}: unknown setting {unknown[0]!r} (rollouts: {', '.join(ROLLOUTS)}; 4bit; "
+                         f"mbN; update: {', '.join(UPDATE_SETTINGS)})")
+    rollout = next((p for p in settings if p in ROLLOUTS), "dynamic")
     if rollout == "loop" and parts[1] != "hf":
         raise ValueError(f"case {text!r}: the loop rollout runs with the hf backend only")
-    micro_batch = next((int(p[2:]) for p in parts[2:] if _is_micro_batch(p)), 0)
-    case = Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in parts[2:], steps=steps, generations=generations,
-                completion_tokens=completion_tokens, micro_batch=micro_batch)
-    if micro_batch and (parts[1] == "trl-baseline" or case.completions % micro_batch):
-        raise ValueError(f"case {text!r}: mbN needs a project backend and N dividing the {case.completions} "
-                         "completions of a step")
+    micro_batch = next((int(p[2:]) for p in settings if _is_micro_batch(p)), 0)
+    update = tuple(name for name in UPDATE_SETTINGS if name in settings)
+    case = Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in settings, steps=steps, generations=generations,
+                completion_tokens=completion_tokens, micro_batch=micro_batch, update=update)
+    if (micro_batch or update) and parts[1] == "trl-baseline":
+        raise ValueError(f"case {text!r}: mbN and update settings need a project backend (the baseline keeps TRL's "
+                         "defaults)")
+    if micro_batch and case.completions % micro_batch:
+        raise ValueError(f"case {text!r}: mbN needs N dividing the {case.completions} completions of a step")
     return case
+
+
+def parse_cases(texts: list[str], steps: int, generations: list[int], completion_tokens: list[int]) -> list[Case]:
+    """Every case at every workload (generations x completion tokens), grouped by workload so that each group's
+    baseline row sits beside the rows it is compared with."""
+    return [parse_case(text, steps, count, tokens) for count in generations for tokens in completion_tokens
+            for text in texts]
 
 
 def _is_micro_batch(part: str) -> bool:
@@ -147,7 +172,9 @@ def _args(case: Case, output_dir: str, defaults_only: bool):
     if defaults_only:
         return GRPOConfig(**workload)
     return GRPOConfig(**workload, learning_rate=1e-5, beta=0.0,
-                      cache_implementation="static" if case.rollout == "static" else None)
+                      cache_implementation="static" if case.rollout == "static" else None,
+                      gradient_checkpointing="nogc" not in case.update, use_liger_kernel="liger" in case.update,
+                      torch_compile="compile" in case.update)
 
 
 def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
@@ -172,7 +199,7 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
 
             loaded = load(ModelSection(name=str(folder), backend=case.backend, dtype="bfloat16",
                                        load_in_4bit=case.load_in_4bit, max_seq_length=256 + case.completion_tokens,
-                                       gradient_checkpointing=case.backend == "unsloth"))
+                                       gradient_checkpointing=case.backend == "unsloth" and "nogc" not in case.update))
             trainer = GRPOTrainer(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
                                   train_dataset=_dataset(case), processing_class=loaded.tokenizer)
         if case.backend != "trl-baseline":
@@ -207,7 +234,7 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             "peak_gpu_memory_gib": peak / 2**30,
             "effective_args": {k: getattr(trainer.args, k) for k in (
                 "per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size", "optim",
-                "cache_implementation", "gradient_checkpointing")}}
+                "cache_implementation", "gradient_checkpointing", "use_liger_kernel", "torch_compile")}}
 
 
 def _step_timer(sink: list[float]):
@@ -263,19 +290,39 @@ def run_in_subprocess(case: Case, model_root: Path, tokenizer_path: str, timeout
 
 
 HEADER = ("| case | s / step | s / 64 completions | rollout tok/s | generation share | peak GPU GiB | "
-          "completions / step |")
+          "completions / step | vs baseline |")
+
+
+def same_workload(row: dict, other: dict) -> bool:
+    """Two rows timed the same work per step (shape, generations, completion tokens)."""
+    return all(row.get(key) == other.get(key) for key in WORKLOAD)
+
+
+def with_speedups(rows: list[dict]) -> list[dict]:
+    """Each row with ``speedup_vs_baseline``: the trl-baseline row's seconds per 64 completions over its own, for the
+    baseline of the same workload in the same run (None without one, or for a failed row)."""
+    baselines = [row for row in rows if row.get("backend") == "trl-baseline" and "error" not in row]
+    result = []
+    for row in rows:
+        baseline = next((b for b in baselines if same_workload(b, row)), None)
+        speedup = (baseline["seconds_per_64_completions"] / row["seconds_per_64_completions"]
+                   if baseline is not None and "error" not in row else None)
+        result.append({**row, "speedup_vs_baseline": speedup})
+    return result
 
 
 def format_row(row: dict) -> str:
     if "error" in row:
-        return f"| {row['label']} | failed: {row['error'].splitlines()[-1][:120]} | | | | | |"
+        return f"| {row['label']} | failed: {row['error'].splitlines()[-1][:120]} | | | | | | |"
+    speedup = row.get("speedup_vs_baseline")
     return (f"| {row['label']} | {row['seconds_per_step']:.2f} | {row['seconds_per_64_completions']:.2f} | "
             f"{row['generation_tokens_per_s']:.0f} | {100 * row['generation_share']:.0f}% | "
-            f"{row['peak_gpu_memory_gib']:.2f} | {row['completions_per_step']} |")
+            f"{row['peak_gpu_memory_gib']:.2f} | {row['completions_per_step']} | "
+            f"{'-' if speedup is None else f'{speedup:.2f}x'} |")
 
 
 def markdown(rows: list[dict]) -> str:
-    return "\n".join([HEADER, "|---|---:|---:|---:|---:|---:|---:|"] + [format_row(r) for r in rows])
+    return "\n".join([HEADER, "|---|---:|---:|---:|---:|---:|---:|---:|"] + [format_row(r) for r in rows])
 
 
 def main(argv: list[str]) -> None:

@@ -161,6 +161,28 @@ class EvalRequest:
     resume: bool = False
 
 
+def timing(load_seconds: float, decode_seconds: float, tokens: int,
+           first_chunk: tuple[float, int] | None) -> dict[str, Any]:
+    """Where an eval's time went, with the first batch apart: compiled decoding (the static cache or the static loop
+    on CUDA) compiles and records its graph there, once per process, so the rate after it is the one a longer eval
+    runs at. ``first_batch_seconds`` is None when this session decoded nothing (a resumed, finished eval)."""
+    first_seconds, first_tokens = first_chunk if first_chunk is not None else (None, 0)
+    rest_seconds = decode_seconds - first_seconds if first_seconds is not None else 0.0
+    rest_tokens = tokens - first_tokens
+    return {"load_seconds": load_seconds, "decode_seconds": decode_seconds, "first_batch_seconds": first_seconds,
+            "tokens_per_second_after_first_batch": rest_tokens / rest_seconds if rest_seconds > 0 and rest_tokens
+            else None}
+
+
+def timing_line(summary: dict[str, Any]) -> str:
+    parts = [f"model load {summary['load_seconds']:.1f} s", f"decoding {summary['decode_seconds']:.1f} s"]
+    if summary["first_batch_seconds"] is not None:
+        parts.append(f"of which the first batch {summary['first_batch_seconds']:.1f} s (compilation, when compiled)")
+    if summary["tokens_per_second_after_first_batch"] is not None:
+        parts.append(f"{summary['tokens_per_second_after_first_batch']:.0f} tokens/s after it")
+    return ", ".join(parts)
+
+
 def rows_for(config: RunConfig, tokenizer, split: str, limit: int | None) -> list[dict[str, Any]]:
     """The rows of one split with their prompts (only that split is tokenized)."""
     train, held_out = load_raw(config.data)
@@ -184,7 +206,9 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     settings = _sampling_settings(target, request)
     if request.resume:
         _check_same_sampling(out_dir, settings)
+    loading = time.perf_counter()
     model, tokenizer = load_target(target)
+    load_seconds = time.perf_counter() - loading
     rows = rows_for(target.config, tokenizer, request.split, request.limit)
     scorer = Scorer.from_specs(target.config.rewards, target.config.reward_context())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,6 +222,7 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     print(f"[grpo] eval {target.label}: {len(rows)} problems ({len(rows) - len(pending)} already done), "
           f"{request.params.num_samples} sample(s) each, batch {batch_size}", flush=True)
     started, generated = time.perf_counter(), 0
+    first_chunk: tuple[float, int] | None = None  # (seconds, tokens) of the first chunk: compilation happens there
     # Problems are generated in chunks and appended (with fsync) so that an interruption loses one chunk at most.
     chunk = max(1, batch_size // request.params.num_samples)
     bar = tqdm(total=len(pending), desc=f"eval {target.label}", unit="problem")
@@ -213,6 +238,8 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
             os.fsync(stream.fileno())
             bar.update(len(block))
             bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - started):.0f}")
+            if first_chunk is None:
+                first_chunk = (time.perf_counter() - started, generated)
     seconds = time.perf_counter() - started
     wanted = {str(row["id"]) for row in rows}
     records = [record for group in _read_partial(out_dir / PARTIAL).values() for record in group
@@ -225,6 +252,8 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
                 "top_p": request.params.top_p, "seed": request.params.seed, "batch_size": batch_size,
                 "generated_tokens_this_session": generated,
                 "tokens_per_second": generated / seconds if seconds > 0 and generated else None}
+    summary |= timing(load_seconds, seconds, generated, first_chunk)
+    print(f"[grpo] eval {target.label}: {timing_line(summary)}", flush=True)
     os.replace(out_dir / PARTIAL, out_dir / SAMPLES)
     write_atomic(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
     write_atomic(out_dir / SUMMARY_MD, markdown({target.label: summary}) + "\n")

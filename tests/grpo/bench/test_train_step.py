@@ -21,12 +21,34 @@ def test_parse_case():
 def test_parse_case_workload_settings():
     case = parse_case("smollm2-135m:hf:loop:mb64", 3, generations=16, completion_tokens=512)
     assert (case.micro_batch, case.generations, case.completion_tokens, case.completions) == (64, 16, 512, 128)
-    assert case.label == "smollm2-135m hf loop mb64"
+    assert case.label == "smollm2-135m hf loop mb64 16x512"  # a workload other than 8 x 256 is named
+    assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).update == ("nogc", "compile")
+    assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).label == "smollm2-135m hf static nogc compile"
     for text, message in [("smollm2-135m:hf:mb48", "N dividing the 64 completions"),
-                          ("smollm2-135m:trl-baseline:mb64", "needs a project backend"),
+                          ("smollm2-135m:trl-baseline:mb64", "need a project backend"),
+                          ("smollm2-135m:trl-baseline:liger", "need a project backend"),
                           ("smollm2-135m:hf:fast", "unknown setting 'fast'")]:
         with pytest.raises(ValueError, match=message):
             parse_case(text, 3)
+
+
+def test_parse_cases_runs_every_case_at_every_workload_grouped_by_workload():
+    cases = bench_train.parse_cases(["smollm2-135m:trl-baseline", "smollm2-135m:hf:loop"], 3, [8, 16], [256, 1024])
+    assert [(c.generations, c.completion_tokens, c.backend) for c in cases] == [
+        (8, 256, "trl-baseline"), (8, 256, "hf"), (8, 1024, "trl-baseline"), (8, 1024, "hf"),
+        (16, 256, "trl-baseline"), (16, 256, "hf"), (16, 1024, "trl-baseline"), (16, 1024, "hf")]
+    assert cases[3].label == "smollm2-135m hf loop 8x1024"
+
+
+def test_speedups_compare_each_row_with_the_baseline_of_its_workload():
+    def row(backend, seconds, tokens=256, shape="smollm2-135m"):
+        return {"backend": backend, "shape": shape, "generations": 8, "completion_tokens": tokens,
+                "seconds_per_64_completions": seconds}
+
+    rows = bench_train.with_speedups([row("trl-baseline", 20.0), row("hf", 4.0), row("trl-baseline", 60.0, 1024),
+                                      row("hf", 10.0, 1024), row("hf", 1.0, shape="qwen2.5-0.5b"),
+                                      {**row("hf", 0.0), "error": "out of memory"}])
+    assert [r["speedup_vs_baseline"] for r in rows] == [1.0, 5.0, 1.0, 6.0, None, None]
 
 
 @pytest.mark.parametrize("backend", ["trl-baseline", "hf"])
@@ -36,12 +58,13 @@ def test_case_runs_and_reports(tmp_path, tiny_model_dir, monkeypatch, backend):
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400, "max_position_embeddings": 512,
         "tie_word_embeddings": True})
     case = Case("tiny", backend, steps=2, prompts=2, generations=2, completion_tokens=6,
-                micro_batch=4 if backend == "hf" else 0)
+                micro_batch=4 if backend == "hf" else 0, update=("nogc",) if backend == "hf" else ())
     row = bench_train.run_case(case, tmp_path, str(tiny_model_dir))
     assert row["completions_per_step"] == 4
     layout = (4, 1) if backend == "hf" else (2, 2)  # the micro-batch sets the update's passes, not the step's work
     assert (row["effective_args"]["per_device_train_batch_size"],
             row["effective_args"]["gradient_accumulation_steps"]) == layout
+    assert row["effective_args"]["gradient_checkpointing"] is (backend == "trl-baseline")  # TRL's default: on
     assert row["mean_completion_tokens"] == 6  # the forced length
     assert row["seconds_per_step"] > row["generation_seconds"] > 0
     assert 0 < row["generation_share"] < 1

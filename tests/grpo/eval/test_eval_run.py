@@ -153,3 +153,23 @@ def test_eval_does_not_import_the_trainer():
 
     code = "import sys, grpo.eval.eval_run; sys.exit('grpo.train.trainer' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=300).returncode == 0
+
+
+def test_timing_reports_model_load_and_first_batch_apart(tmp_path, tiny_model_dir, eval_config, capsys):
+    """Compiled decoding compiles in the first batch, once per process: the summary keeps it apart from the rate."""
+    out = tmp_path / "timed"
+    assert run_eval(tiny_model_dir, eval_config, out, "--batch-size", "2") == 0  # 6 problems: 3 batches
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["load_seconds"] > 0
+    assert 0 < summary["first_batch_seconds"] < summary["decode_seconds"]
+    assert summary["tokens_per_second_after_first_batch"] > 0
+    assert "of which the first batch" in capsys.readouterr().out
+
+
+def test_a_resumed_finished_eval_reports_no_first_batch(tmp_path, tiny_model_dir, eval_config):
+    out = tmp_path / "done"
+    assert run_eval(tiny_model_dir, eval_config, out) == 0
+    (out / "samples.jsonl").rename(out / "samples.jsonl.partial")  # every problem already finished
+    assert run_eval(tiny_model_dir, eval_config, out, "--resume") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["first_batch_seconds"] is None and summary["tokens_per_second_after_first_batch"] is None
