@@ -167,7 +167,8 @@ class TrainSection(_Section):
     rollout_decoder: Literal["generate", "static_loop"] = Field(
         "generate", description="static_loop: TRL's rollouts decode with grpo.eval.static_decode's fixed-shape loop "
         "(its own static cache, compiled on CUDA; backend hf, no vLLM; Llama/Qwen2 and the sampling settings it "
-        "implements, else model.generate, saying why); cache_implementation then applies to model.generate only")
+        "implements, else model.generate, saying why; a LoRA policy through a copy with the adapter merged, "
+        "refreshed before every rollout); cache_implementation then applies to model.generate only")
     generation_kwargs: dict[str, Any] = Field(default_factory=dict)
     dynamic_sampling: DynamicSamplingSection = DynamicSamplingSection()
     warm_start: WarmStartSection = WarmStartSection()

@@ -10,6 +10,7 @@ import torch
 from transformers import GenerationConfig
 
 from grpo.eval import static_decode
+from grpo.train.merged_copy import MergedCopy, unmergeable_reason
 
 logger = logging.getLogger("grpo")
 # What TRL's rollout call passes (``unwrapped_model.generate(**generate_inputs, generation_config=...)``, TRL 1.15
@@ -111,14 +112,20 @@ class StaticLoopRollouts:
     (TRL's ``pad_to_multiple_of``, a prompt longer than planned) grows the cache once, with a line in the log. The
     cache stays allocated between rollouts (as transformers keeps its own static cache on the model), so the
     training step's memory carries one rollout's KV cache on top of what ``generate``'s dynamic cache would leave.
+
+    ``merge_lora``: a LoRA policy is decoded through a :class:`grpo.train.merged_copy.MergedCopy` (built at the first
+    rollout, on the device the policy trains on, and refreshed before every rollout) instead of the adapter layers;
+    a policy that cannot be merged that way is decoded as it is, with the reason in the log once.
     """
 
-    def __init__(self, model, generate, max_cache_len: int, sync_every: int = 16, compile: bool | None = None):
+    def __init__(self, model, generate, max_cache_len: int, sync_every: int = 16, compile: bool | None = None,
+                 merge_lora: bool = True):
         self.model, self.generate, self.max_cache_len = model, generate, max_cache_len
-        self.sync_every, self.compile = sync_every, compile
+        self.sync_every, self.compile, self.merge_lora = sync_every, compile, merge_lora
         self.loop_calls = 0  # rollouts the loop decoded
         self.generate_calls = 0  # calls handed to the original generate
         self.decoder: static_decode.StaticDecoder | None = None
+        self.merged: MergedCopy | None = None
         self._said: set[str] = set()
 
     def __call__(self, *args, **kwargs):
@@ -132,7 +139,7 @@ class StaticLoopRollouts:
             self.generate_calls += 1
             return self.generate(*args, **kwargs)
         input_ids, attention_mask = kwargs["input_ids"], kwargs["attention_mask"]
-        decoder = self._decoder(settings, input_ids.shape[1])
+        decoder = self._decoder(settings, input_ids.shape[1], self._decode_model())
         generator = rollout_generator(decoder.device) if settings.sampling.do_sample else None
         new_tokens = decoder(input_ids, attention_mask, generator)
         self.loop_calls += 1
@@ -149,7 +156,26 @@ class StaticLoopRollouts:
             return "the prompts are not left-padded"
         return loop_settings(self.model, kwargs["generation_config"])
 
-    def _decoder(self, settings: LoopSettings, prompt_length: int) -> static_decode.StaticDecoder:
+    def _decode_model(self):
+        """The model the loop decodes with: the merged copy, refreshed from the current adapter, when there is one."""
+        if not self.merge_lora or not hasattr(self.model, "get_base_model"):
+            return self.model
+        if self.merged is None:
+            reason = unmergeable_reason(self.model)
+            if reason is not None:
+                self._say_once(f"rollout decoder static_loop: decoding through the LoRA layers, not a merged copy: "
+                               f"{reason}")
+                self.merge_lora = False
+                return self.model
+            self.merged = MergedCopy(self.model)
+            self._say_once(f"rollout decoder static_loop: decoding with a merged copy of the LoRA policy "
+                           f"({self.merged.merged_bytes / 2**20:.0f} MiB of merged weights), refreshed before every "
+                           "rollout")
+        else:
+            self.merged.refresh()
+        return self.merged.model
+
+    def _decoder(self, settings: LoopSettings, prompt_length: int, model) -> static_decode.StaticDecoder:
         needed = prompt_length + settings.max_new_tokens
         if needed > self.max_cache_len:
             self._say_once(f"rollout decoder static_loop: a padded prompt of {prompt_length} tokens needs a cache of "
@@ -157,10 +183,10 @@ class StaticLoopRollouts:
                            "the step compiles again)")
             self.max_cache_len = needed
         kept = self.decoder
-        if kept is None or not kept.serves(self.model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids,
+        if kept is None or not kept.serves(model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids,
                                            settings.pad_id, settings.sampling):
             self.decoder = static_decode.StaticDecoder(
-                self.model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids, settings.pad_id,
+                model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids, settings.pad_id,
                 settings.sampling, self.sync_every, self.compile, generation_config=settings.resolved)
         return self.decoder
 

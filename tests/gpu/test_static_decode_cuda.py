@@ -87,8 +87,9 @@ def test_generate_pads_the_last_batch_for_the_compiled_loop(cuda_model):
 def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model):
     """The rollout hook (grpo.train.rollout.StaticLoopRollouts), compiled, on a LoRA model in train mode as TRL hands
     it over: between two rollouts the adapter's weights change in place, as an optimizer step changes them. The
-    second rollout compiles nothing and equals generate's greedy tokens for the new weights: the CUDA graph reads
-    the current weights rather than those it was recorded with."""
+    loop decodes a copy with the adapter merged, refreshed in place before each rollout. The second rollout
+    compiles nothing and equals generate's greedy tokens for the new weights: the CUDA graph reads the current
+    weights rather than those it was recorded with."""
     model, tokenizer = cuda_model
     torch.manual_seed(0)
     lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
@@ -109,6 +110,7 @@ def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model):
     with torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.equal(rollouts(**inputs, generation_config=config), expected)
     assert rollouts.decoder.compiled and rollouts.loop_calls == 2 and rollouts.generate_calls == 0
+    assert rollouts.decoder.model is rollouts.merged.model
 
 
 @pytest.mark.parametrize("sampling", [Sampling(True, 1.0), Sampling(True, 0.7, top_p=0.9),

@@ -1,0 +1,122 @@
+"""The merged copy of a LoRA policy that the static loop's rollouts decode with (grpo.train.merged_copy), and the
+rollout hook's use of it, on a CPU."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import GenerationConfig
+
+from grpo.train.merged_copy import MergedCopy, unmergeable_reason
+from grpo.train.rollout import StaticLoopRollouts
+from tests.grpo.eval.static_decode_checks import PROMPTS, encode, sharpened_model
+
+NEW = 10
+
+
+def _lora(tiny_model_dir, **settings):
+    model, tokenizer = sharpened_model(tiny_model_dir)
+    config = {"r": 4, "lora_alpha": 16, "target_modules": "all-linear", "init_lora_weights": False} | settings
+    return get_peft_model(model, LoraConfig(**config)).train(), tokenizer
+
+
+def _logits(model, encoded):
+    with torch.no_grad():
+        return model(**encoded).logits
+
+
+def _change_adapter(model):
+    """What an optimizer step does to the adapter: its tensors change in place."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.mul_(-1.5)
+
+
+def test_the_copy_computes_what_the_adapter_computes_and_follows_its_updates(tiny_model_dir):
+    model, tokenizer = _lora(tiny_model_dir)
+    encoded = encode(tokenizer, PROMPTS)
+    copy = MergedCopy(model)
+    assert not any("lora" in name for name, _ in copy.model.named_parameters())
+    torch.testing.assert_close(_logits(copy.model, encoded), _logits(model, encoded), rtol=1e-4, atol=1e-4)
+    _change_adapter(model)
+    updated = _logits(model, encoded)
+    assert not torch.allclose(_logits(copy.model, encoded), updated, atol=1e-3)  # stale until refreshed
+    addresses = [t.data_ptr() for t in copy.model.parameters()]
+    copy.refresh()
+    torch.testing.assert_close(_logits(copy.model, encoded), updated, rtol=1e-4, atol=1e-4)
+    assert [t.data_ptr() for t in copy.model.parameters()] == addresses  # in place: a CUDA graph keeps its inputs
+
+
+def test_the_copy_shares_every_tensor_but_the_merged_weights(tiny_model_dir):
+    model, _ = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"])
+    copy = MergedCopy(model)
+    base = model.get_base_model()
+    assert copy.model.model.embed_tokens.weight is base.model.embed_tokens.weight
+    assert copy.model.model.layers[0].mlp.up_proj.weight is base.model.layers[0].mlp.up_proj.weight
+    merged = copy.model.model.layers[0].self_attn.q_proj
+    assert type(merged) is torch.nn.Linear
+    assert merged.weight is not base.model.layers[0].self_attn.q_proj.base_layer.weight
+    targeted = [layer.self_attn.q_proj.weight for layer in copy.model.model.layers] + \
+        [layer.self_attn.v_proj.weight for layer in copy.model.model.layers]
+    assert copy.merged_bytes == sum(w.numel() * w.element_size() for w in targeted)
+    assert not copy.model.training and not any(p.requires_grad for p in copy.model.parameters())
+    assert model.training  # the policy is left as it was
+
+
+@pytest.mark.parametrize("settings, reason", [
+    ({"use_dora": True}, "uses a LoRA variant"),
+    ({"modules_to_save": ["lm_head"]}, "trainable tensors outside the LoRA layers"),
+], ids=["dora", "modules_to_save"])
+def test_what_cannot_be_merged_is_named(tiny_model_dir, settings, reason):
+    model, _ = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"], **settings)
+    assert reason in unmergeable_reason(model)
+    with pytest.raises(ValueError, match=reason):
+        MergedCopy(model)
+
+
+def test_a_model_without_adapter_is_not_merged(tiny_model_dir):
+    model, _ = sharpened_model(tiny_model_dir)
+    assert unmergeable_reason(model) == "the model has no PEFT adapter"
+
+
+def _greedy_config(tokenizer) -> GenerationConfig:
+    return GenerationConfig(max_new_tokens=NEW, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                            eos_token_id=[tokenizer.eos_token_id])
+
+
+def test_rollouts_decode_the_merged_copy_of_the_current_adapter(tiny_model_dir, caplog):
+    """Greedy rollouts through the merged copy equal the policy's own generate, before and after the adapter
+    changes in place, with one decoder for both (the copy is refreshed, not rebuilt)."""
+    model, tokenizer = _lora(tiny_model_dir)
+    encoded = encode(tokenizer, PROMPTS)
+    inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    config = _greedy_config(tokenizer)
+    rollouts = StaticLoopRollouts(model, model.generate, inputs["input_ids"].shape[1] + NEW)
+    with caplog.at_level(logging.WARNING, logger="grpo"):
+        first = rollouts(**inputs, generation_config=config)
+        assert torch.equal(first, model.generate(**inputs, generation_config=config))
+        decoder, copy = rollouts.decoder, rollouts.merged
+        _change_adapter(model)
+        expected = model.generate(**inputs, generation_config=config)
+        assert not torch.equal(expected, first)
+        assert torch.equal(rollouts(**inputs, generation_config=config), expected)
+    assert rollouts.decoder is decoder and rollouts.merged is copy and decoder.model is copy.model
+    assert caplog.text.count("decoding with a merged copy of the LoRA policy") == 1
+
+
+def test_rollouts_of_an_unmergeable_adapter_decode_through_its_layers(tiny_model_dir, caplog):
+    model, tokenizer = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"], use_dora=True)
+    encoded = encode(tokenizer, PROMPTS)
+    inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    config = _greedy_config(tokenizer)
+    rollouts = StaticLoopRollouts(model, model.generate, inputs["input_ids"].shape[1] + NEW)
+    with caplog.at_level(logging.WARNING, logger="grpo"):
+        for _ in range(2):
+            assert torch.equal(rollouts(**inputs, generation_config=config),
+                               model.generate(**inputs, generation_config=config))
+    assert rollouts.merged is None and rollouts.decoder.model is model
+    assert caplog.text.count("decoding through the LoRA layers, not a merged copy") == 1
