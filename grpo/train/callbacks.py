@@ -81,15 +81,20 @@ class TimeLimit(TrainerCallback):
     checkpoint in half. The clock starts when the callback is made (with the trainer, after the model is loaded),
     not when the first step starts, so a warm start and the evaluations before step 1 use up the same budget as
     the steps do: a session's wall time is what the limit has to fit.
+
+    Under several processes the main process's clock decides for all (``agree``), at every step end, so they all
+    stop after the same step.
     """
 
-    def __init__(self, minutes: float, say=print, clock=time.monotonic):
+    def __init__(self, minutes: float, say=print, clock=time.monotonic, agree=None):
         self.seconds, self.say, self.clock = 60 * minutes, say, clock
+        self.agree = agree if agree is not None else distributed.main_process_says
         self.started = clock()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.clock() - self.started >= self.seconds:
+        if self.agree(self.clock() - self.started >= self.seconds):
             control.should_training_stop = True
             control.should_save = True
-            self.say(f"[grpo] time limit of {self.seconds / 60:g} min reached at step {state.global_step}; "
-                     "checkpoint saved, continue with --resume")
+            if distributed.is_main_process():
+                self.say(f"[grpo] time limit of {self.seconds / 60:g} min reached at step {state.global_step}; "
+                         "checkpoint saved, continue with --resume")

@@ -51,6 +51,22 @@ def wait_for_everyone() -> None:
     state().wait_for_everyone()
 
 
+def main_process_says(flag: bool) -> bool:
+    """The main process's ``flag``, on every process (one small broadcast; no communication in a single process).
+
+    For decisions that every process must take at the same step although each computes its own answer, such as a
+    wall-clock limit: each process's clock started at a slightly different moment, and one stopping a step
+    before the others would leave them waiting in a gradient all-reduce that never comes."""
+    import torch
+    from accelerate.utils import broadcast
+
+    current = state()
+    if current.num_processes == 1:
+        return flag
+    decision = torch.tensor([1 if flag else 0], device=current.device)
+    return bool(broadcast(decision, from_process=0).item())
+
+
 @contextmanager
 def generation_model(trainer):
     """The policy ready for ``generate`` as TRL's rollouts get it: DDP unwrapped, ZeRO-3 parameters gathered.

@@ -38,3 +38,15 @@ def test_no_stop_before_the_limit():
     clock.now += 59.9
     control = _step(limit, 5)
     assert not control.should_training_stop and not control.should_save
+
+
+def test_the_main_process_decides_for_every_process():
+    """Each process's clock started at its own moment: the decision that reaches every process is the main one's
+    (``agree``), so none stops a step before the others."""
+    clock = FakeClock()
+    local_says_stop = TimeLimit(1, say=lambda _: None, clock=clock, agree=lambda flag: False)
+    local_says_go_on = TimeLimit(1, say=lambda _: None, clock=clock, agree=lambda flag: True)
+    clock.now += 30
+    assert _step(local_says_go_on, 3).should_training_stop  # the main process's limit has passed
+    clock.now += 60
+    assert not _step(local_says_stop, 3).should_training_stop  # the main process's has not

@@ -89,3 +89,9 @@ eval: {{before_after: true, num_problems: 4, max_new_tokens: 8, batch_size: 4, e
     assert [r["step"] for r in records if "reward" in r] == [1, 2, 3]
     assert [r["step"] for r in records if "eval/accuracy" in r] == [0, 1, 2, 3]
     assert (run_dir / "checkpoint-3").is_dir()
+
+    # a time limit already passed when the first step ends: both processes stop after that step, together
+    out = _launch(config, "--resume", "train.max_steps=6", "train.time_limit_minutes=0.00001")
+    assert out.count("time limit of 1e-05 min reached at step 4") == 1
+    assert [r["step"] for r in _records(run_dir) if "reward" in r] == [1, 2, 3, 4]
+    assert (run_dir / "checkpoint-4").is_dir() and not (run_dir / "checkpoint-5").exists()
