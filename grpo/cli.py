@@ -197,12 +197,12 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     print(bench_train.HEADER, flush=True)
     rows = []
     for case in cases:
-        rows.append(bench_train.run_in_subprocess(case, Path(args.model_root), tokenizer_path))
+        rows = bench_train.with_speedups([*rows, bench_train.run_in_subprocess(case, Path(args.model_root),
+                                                                                tokenizer_path)])
         print(bench_train.format_row(rows[-1]), flush=True)
-    rows = bench_train.with_speedups(rows)
+        if args.out:  # after every case, so a run cut short keeps the rows it finished
+            Path(args.out).write_text(json.dumps(rows, indent=2, default=str))
     print("\n" + bench_train.markdown(rows))
-    if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=2, default=str))
     return 0 if all("error" not in row for row in rows) else 1
 
 
@@ -302,12 +302,11 @@ def _add_bench_commands(commands) -> None:
                     "--generations, --completion-tokens), LoRA r=16, random weights of real architectures. CASE is "
                     "SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:UPDATE...], e.g. smollm2-135m:trl-baseline, "
                     "smollm2-135m:hf:static, smollm2-135m:hf:loop:mb64:nogc, qwen2.5-1.5b:unsloth:dynamic:4bit. "
-                    "Shapes: smollm2-135m, "
-                    "qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth; rollouts: dynamic, static, "
-                    "loop (the static decode loop, hf only); mbN: N completions per forward/backward of the update "
-                    "(default 8, as TRL splits this workload); update settings: nogc (gradient checkpointing off), "
-                    "liger (use_liger_kernel), compile (torch_compile). The final table gives each row's speedup "
-                    "over the trl-baseline row of the same workload in the same run.")
+                    "Shapes: smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth; "
+                    "rollouts: dynamic, static, loop (the static decode loop, hf only); mbN: N completions per "
+                    "forward/backward of the update (default 8, transformers' default per-device batch); update "
+                    "settings: nogc (gradient checkpointing off), liger (use_liger_kernel), compile (torch_compile). "
+                    "Every row shows its speedup over the trl-baseline row of the same workload in the same run.")
     train_bench.add_argument("case", nargs="+", metavar="CASE")
     train_bench.add_argument("--steps", type=int, default=3, help="steps per case; the first is warm-up")
     train_bench.add_argument("--generations", type=int, nargs="+", default=[8],

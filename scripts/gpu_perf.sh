@@ -10,7 +10,7 @@
 #      256 new tokens, model.generate with the static cache next to the static loop;
 #   4. grpo bench summary: perf_summary.json with rollout_tokens_per_s, step_speedup_vs_trl and
 #      eval_decode_ms_per_step (batch 64), each with the rows it came from.
-# With two GPUs, steps 1 and 3 run on the second GPU alongside step 2 on the first.
+# One after the other on one GPU, or (PERF_PARALLEL=1) steps 1 and 3 on a second GPU alongside step 2.
 # Leaves in $OUT: gpu_tests.log, bench_train.json/.log, bench_kv.json/.log, perf_summary.json (6 files). Every step
 # runs even when one before it failed; the exit status is 1 if any failed, and the failures are named at the end (a
 # failed GPU test means the loop's figures in perf_summary.json are not to be trusted).
@@ -21,28 +21,44 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 tokenizer=${BENCH_TOKENIZER:-.devcarry/tokenizer}
 model=$(python3 -c "import sys; from pathlib import Path; from grpo.bench.train_step import materialize_shape
 print(materialize_shape('smollm2-135m', Path('/tmp/grpo-bench-models'), sys.argv[1]))" "$tokenizer")
-# With two GPUs the tests and the eval-decoding bench run on the second one while the first runs the step bench
-# (each process owns one GPU, so neither times the other's work); with one GPU they run one after the other.
-second_gpu=$([ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ] && echo 1 || echo "")
-tests_and_kv() {
-  export CUDA_VISIBLE_DEVICES=${second_gpu:-${CUDA_VISIBLE_DEVICES:-0}}
+# The GPUs this script may use: CUDA_VISIBLE_DEVICES when set, else every GPU nvidia-smi lists. By default
+# everything runs one after the other on the first, each timed bench alone on the machine. PERF_PARALLEL=1 with a
+# second GPU runs the tests and bench kv on it while bench train runs on the first: faster, but the two processes
+# share the host, and bench kv's figures then carry that (2026-11-30: the loop at batch 64 read 3.16 ms a step
+# beside bench train, against 2.74 ms a token, prefill included, in a run alone; docs/benchmarks.md).
+IFS=, read -r -a gpus <<< "${CUDA_VISIBLE_DEVICES:-$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | paste -sd, -)}"
+first_gpu=${gpus[0]:-0}
+second_gpu=""
+[ "${PERF_PARALLEL:-0}" = 1 ] && [ ${#gpus[@]} -ge 2 ] && second_gpu=${gpus[1]}
+tests_and_kv() {  # on $1; status: 1 the tests failed, 2 bench kv failed, 3 both
   local status=0
-  python3 -m pytest -q -m gpu tests/gpu/test_static_decode_cuda.py > "$out/gpu_tests.log" 2>&1 || status=1
-  python3 -m grpo.cli bench kv --model "$model" --dtype bfloat16 --batches 1 8 64 256 --lengths 256 --cached-only \
-    --cache-implementation static --static-loop --out "$out/bench_kv.json" > "$out/bench_kv.log" 2>&1 || status=$((status + 2))
+  CUDA_VISIBLE_DEVICES=$1 python3 -m pytest -q -m gpu tests/gpu/test_static_decode_cuda.py > "$out/gpu_tests.log" 2>&1 \
+    || status=1
+  CUDA_VISIBLE_DEVICES=$1 python3 -m grpo.cli bench kv --model "$model" --dtype bfloat16 --batches 1 8 64 256 \
+    --lengths 256 --cached-only --cache-implementation static --static-loop --out "$out/bench_kv.json" \
+    > "$out/bench_kv.log" 2>&1 || status=$((status + 2))
   return $status
 }
-note_tests_and_kv() {  # $1: tests_and_kv's status
+note_tests_and_kv() {  # $1: tests_and_kv's status (above 3: the job itself was killed or broke)
+  if [ "$1" -gt 3 ]; then failed+=("tests and bench kv (status $1)"); return; fi
   [ $(($1 & 1)) -eq 0 ] || failed+=("gpu tests")
   [ $(($1 & 2)) -eq 0 ] || failed+=("bench kv")
 }
-if [ -n "$second_gpu" ]; then tests_and_kv & side_pid=$!; fi
-CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0} python3 -m grpo.cli bench train smollm2-135m:trl-baseline \
-  smollm2-135m:hf:static smollm2-135m:hf:loop smollm2-135m:hf:loop:mb64 --tokenizer "$tokenizer" \
-  --model-root /tmp/grpo-bench-models --out "$out/bench_train.json" > "$out/bench_train.log" 2>&1 \
-  || failed+=("bench train")
-tail -n 7 "$out/bench_train.log"
-if [ -n "$second_gpu" ]; then wait "$side_pid"; note_tests_and_kv $?; else tests_and_kv; note_tests_and_kv $?; fi
+bench_train() {
+  CUDA_VISIBLE_DEVICES=$first_gpu python3 -m grpo.cli bench train smollm2-135m:trl-baseline smollm2-135m:hf:static \
+    smollm2-135m:hf:loop smollm2-135m:hf:loop:mb64 --tokenizer "$tokenizer" --model-root /tmp/grpo-bench-models \
+    --out "$out/bench_train.json" > "$out/bench_train.log" 2>&1 || failed+=("bench train")
+  tail -n 7 "$out/bench_train.log"
+}
+if [ -n "$second_gpu" ]; then
+  tests_and_kv "$second_gpu" & side_pid=$!
+  trap 'kill "$side_pid" 2>/dev/null' EXIT
+  bench_train
+  wait "$side_pid"; note_tests_and_kv $?
+else
+  tests_and_kv "$first_gpu"; note_tests_and_kv $?
+  bench_train
+fi
 tail -n 3 "$out/gpu_tests.log"
 tail -n 7 "$out/bench_kv.log"
 python3 -m grpo.cli bench summary --train "$out/bench_train.json" --kv "$out/bench_kv.json" \

@@ -22,7 +22,7 @@
 #   GSM8K_DIR (default .devcarry/gsm8k), OUT (default gpu-out), GRPO_RUNS (default /tmp/grpo-scaling),
 #   DEADLINE_S: start no further run after this many seconds of the script (default: none)
 #   SKIP_ONE_GPU=1: leave the one-GPU run out (an earlier call measured it; `python -m grpo.bench.scaling` over the
-#              run folders of both calls then gives the speedups)
+#              run folders of both calls then gives the speedups, across two calls and possibly two machines)
 # Writes $OUT/NAME.tar.gz (after each run, so a call cut short still returns the runs it finished): per run its
 # console log, metrics.jsonl, grpo_args.json, environment.json and gpu_memory.csv, and NAME.json, the summary.
 # Dynamic sampling is switched off (single-process only, and extra generation rounds would make steps unequal), as
@@ -32,6 +32,7 @@ set -euo pipefail
 n=${1:-$(nvidia-smi -L | wc -l)}
 [ $# -gt 0 ] && shift
 [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [N] [key.sub=value ...]  (N: a number of GPUs)" >&2; exit 2; }
+[ "${SKIP_ONE_GPU:-0}" != 1 ] || [ "$n" -gt 1 ] || { echo "SKIP_ONE_GPU=1 with N=1 leaves no run to make" >&2; exit 2; }
 config=${CONFIG:-configs/gpu/smollm2-135m.yaml}
 name=${NAME:-scaling}
 out=${OUT:-gpu-out}; runs=${GRPO_RUNS:-/tmp/grpo-scaling}

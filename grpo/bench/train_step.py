@@ -2,7 +2,7 @@
 
 Workload: 8 prompts x 8 generations (``--generations``), completions forced to exactly 256 tokens
 (``--completion-tokens``; ``min_new_tokens``), LoRA r=16 on all projections, bf16 (or 4-bit base weights). The
-update runs 8 completions per forward/backward, as TRL's defaults split this workload, unless a case asks for
+update runs 8 completions per forward/backward (transformers' default per-device batch), unless a case asks for
 another micro-batch (``mbN``: same completions, same loss, fewer and larger passes). Models are random weights of
 the real architectures: timing does not depend on the values. Each case runs in its own process, because Unsloth
 patches transformers and TRL globally.
@@ -62,7 +62,7 @@ class Case:
     prompts: int = PROMPTS
     generations: int = GENERATIONS
     completion_tokens: int = COMPLETION_TOKENS
-    micro_batch: int = 0  # completions per forward/backward of the update; 0: ``prompts`` (TRL's layout here)
+    micro_batch: int = 0  # completions per forward/backward of the update; 0: ``prompts`` (8, the default)
     update: tuple[str, ...] = ()  # names from UPDATE_SETTINGS
 
     @property
@@ -282,7 +282,10 @@ def _time_generation(trainer) -> list[float]:
 def run_in_subprocess(case: Case, model_root: Path, tokenizer_path: str, timeout: int = 900) -> dict:
     command = [sys.executable, "-m", "grpo.bench.train_step", json.dumps(asdict(case)), str(model_root), tokenizer_path]
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+    except subprocess.TimeoutExpired:
+        return {**asdict(case), "label": case.label, "error": f"timed out after {timeout} s"}
     for line in result.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX):]) | {"process_seconds": time.perf_counter() - started}

@@ -26,7 +26,7 @@ from grpo.eval import metrics
 from grpo.config import ConfigError, RunConfig, load_config, with_overrides
 from grpo.data.splits import add_prompts, load_raw, longest_prompt_tokens
 from grpo.eval.evaluate import SampleResult, Scorer, has_parsed_reference, score, summarize
-from grpo.eval.generation import SamplingParams, generate
+from grpo.eval.generation import SamplingParams, generate, static_cache_len
 from grpo.models.loading import device_name, dtype_name, load_tokenizer, resolve_path, torch_dtype
 from grpo.rundir import ADAPTER_DIR, CONFIG_FILE, write_atomic
 
@@ -164,8 +164,11 @@ class EvalRequest:
 def timing(load_seconds: float, decode_seconds: float, tokens: int,
            first_chunk: tuple[float, int] | None) -> dict[str, Any]:
     """Where an eval's time went, with the first batch apart: compiled decoding (the static cache or the static loop
-    on CUDA) compiles and records its graph there, once per process, so the rate after it is the one a longer eval
-    runs at. ``first_batch_seconds`` is None when this session decoded nothing (a resumed, finished eval)."""
+    on CUDA) compiles and records its graph there, once per process (every chunk decodes with one cache length),
+    so the rate after it is the one a longer eval runs at. The "first batch" is the first chunk of problems written
+    to disk: one batch of prompts x samples, or several when one problem's samples fill more than a batch, with its
+    scoring and write included. ``first_batch_seconds`` is None when this session decoded nothing (a resumed,
+    finished eval)."""
     first_seconds, first_tokens = first_chunk if first_chunk is not None else (None, 0)
     rest_seconds = decode_seconds - first_seconds if first_seconds is not None else 0.0
     rest_tokens = tokens - first_tokens
@@ -219,6 +222,9 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     write_atomic(out_dir / PARTIAL, "".join(json.dumps(r) + "\n" for group in finished.values() for r in group))
     pending = [row for row in rows if len(finished.get(str(row["id"]), [])) < request.params.num_samples]
     batch_size = request.batch_size or _auto_batch(model, rows, tokenizer, request.params)
+    # one static-cache length for every chunk (all rows, so a resumed eval keeps it too): a chunk with a longer
+    # prompt than those before it would otherwise compile the decode step again in the middle of the eval
+    cache_len = static_cache_len(tokenizer, [row["prompt"] for row in rows], request.params.max_new_tokens)
     print(f"[grpo] eval {target.label}: {len(rows)} problems ({len(rows) - len(pending)} already done), "
           f"{request.params.num_samples} sample(s) each, batch {batch_size}", flush=True)
     started, generated = time.perf_counter(), 0
@@ -230,7 +236,7 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
         for start in range(0, len(pending), chunk):
             block = pending[start : start + chunk]
             completions = generate(model, tokenizer, [row["prompt"] for row in block], request.params, batch_size,
-                                   progress=False)
+                                   progress=False, cache_len=cache_len)
             results: list[SampleResult] = score(block, completions, scorer)
             generated += sum(r.num_tokens for r in results)
             stream.write("".join(json.dumps(r.to_json()) + "\n" for r in results))

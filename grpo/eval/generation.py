@@ -69,21 +69,21 @@ def _filler_rows(batch: list, batch_size: int, compiled: bool) -> list:
     return [batch[-1]] * (batch_size - len(batch))
 
 
-def _static_loop(model, tokenizer, prompts, params: SamplingParams, eos_ids: set[int]):
+def _static_loop(model, tokenizer, params: SamplingParams, eos_ids: set[int], cache_len: int):
     """The static decode loop for this call (kept on the model for later calls that fit it), or None when
     ``params`` asks for ``model.generate`` or the loop does not support the model (then said in the log, and
     ``model.generate`` decodes)."""
     if params.decoder not in DECODERS:
         raise ValueError(f"decoder {params.decoder!r}: expected one of {', '.join(DECODERS)}")
-    if params.decoder != "static_loop" or not prompts:
+    if params.decoder != "static_loop":
         return None
     reason = static_decode.unsupported_reason(model)
     if reason is not None:
         logger.warning("decoder static_loop: %s; decoding with model.generate instead", reason)
         return None
     sampling = static_decode.Sampling(params.do_sample, params.temperature, params.top_p)
-    return static_decode.kept_decoder(model, static_cache_len(tokenizer, prompts, params.max_new_tokens),
-                                      params.max_new_tokens, eos_ids, tokenizer.pad_token_id, sampling)
+    return static_decode.kept_decoder(model, cache_len, params.max_new_tokens, eos_ids, tokenizer.pad_token_id,
+                                      sampling)
 
 
 def static_cache_len(tokenizer, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> int:
@@ -97,8 +97,14 @@ def static_cache_len(tokenizer, prompts: list[list[dict[str, str]]], max_new_tok
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[list[dict[str, str]]], params: SamplingParams, batch_size: int,
-             description: str = "generating", progress: bool = True) -> list[list[Completion]]:
-    """``params.num_samples`` completions per prompt, in prompt order. Greedy when ``do_sample`` is False."""
+             description: str = "generating", progress: bool = True,
+             cache_len: int | None = None) -> list[list[Completion]]:
+    """``params.num_samples`` completions per prompt, in prompt order. Greedy when ``do_sample`` is False.
+
+    ``cache_len``: the static cache's length (static cache or static loop) for every batch; default: the longest
+    of these prompts plus ``max_new_tokens``. A caller that splits one evaluation into several calls gives the
+    length for all of them (:func:`static_cache_len` over every prompt), so no later call compiles a new shape.
+    """
     was_training = model.training
     model.eval()
     eos_ids = _eos_ids(model, tokenizer)
@@ -116,9 +122,12 @@ def generate(model, tokenizer, prompts: list[list[dict[str, str]]], params: Samp
         options |= {"temperature": None, "top_p": None, "top_k": None}
     if params.cache_implementation:
         options["cache_implementation"] = params.cache_implementation
+    needs_length = expanded and (params.cache_implementation == "static" or params.decoder == "static_loop")
+    if needs_length and cache_len is None:
+        cache_len = static_cache_len(tokenizer, prompts, params.max_new_tokens)
     if params.cache_implementation == "static" and expanded:
-        options["max_cache_len"] = static_cache_len(tokenizer, prompts, params.max_new_tokens)
-    loop = _static_loop(model, tokenizer, prompts, params, eos_ids)
+        options["max_cache_len"] = cache_len
+    loop = _static_loop(model, tokenizer, params, eos_ids, cache_len) if expanded else None
     compiled = loop.compiled if loop is not None else params.cache_implementation == "static"
     try:
         for start in range(0, len(expanded), batch_size):

@@ -112,11 +112,11 @@ def blocked_cumsum(values: torch.Tensor, block: int = CUMSUM_BLOCK) -> torch.Ten
     """``values.cumsum(-1)`` of a batch x width tensor as two short scans (within blocks of ``block`` entries, then
     over the block totals): the same sums, in a form inductor compiles for a vocabulary-wide row."""
     batch, width = values.shape
-    padded = torch.nn.functional.pad(values, (0, -width % block)).view(batch, -1, block)
+    padded = torch.nn.functional.pad(values, (0, -width % block)).reshape(batch, -1, block)
     within = padded.cumsum(dim=-1)
     totals = within[..., -1]
     before = totals.cumsum(dim=-1) - totals
-    return (within + before[..., None]).view(batch, -1)[:, :width]
+    return (within + before[..., None]).reshape(batch, -1)[:, :width]
 
 
 def next_tokens(logits: torch.Tensor, noise: torch.Tensor | None, sampling: Sampling) -> torch.Tensor:
@@ -124,7 +124,8 @@ def next_tokens(logits: torch.Tensor, noise: torch.Tensor | None, sampling: Samp
 
     Sampling takes ``noise``, batch x vocab numbers drawn from Exp(1), and picks the argmax of probability / noise
     (the first arrival of independent exponential clocks of rates p_i is token j with probability p_j / sum p): in
-    vocabulary order without filters, over the tokens sorted by probability with top-k / top-p. A token of
+    vocabulary order without filters, over the tokens sorted by probability with top-k / top-p. Top-k keeps every
+    token tied with the k-th, as transformers does. A token of
     probability zero is never picked (its ratio is 0 and the most likely token's is positive). Top-p keeps the most
     likely tokens up to and including the one that makes their mass reach ``top_p`` (transformers'
     ``TopPLogitsWarper``; the most likely token always stays).
@@ -136,8 +137,9 @@ def next_tokens(logits: torch.Tensor, noise: torch.Tensor | None, sampling: Samp
     order = None
     if sampling.top_k or sampling.top_p < 1:
         scores, order = scores.sort(dim=-1, descending=True)
-        if sampling.top_k:
-            scores, order = scores[:, : sampling.top_k], order[:, : sampling.top_k]
+        if sampling.top_k:  # every token tied with the k-th stays, as transformers' TopKLogitsWarper keeps them
+            kth = scores[:, min(sampling.top_k, scores.shape[-1]) - 1 :][:, :1]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     if sampling.top_p < 1:
         mass_before = blocked_cumsum(probs) - probs  # mass of the strictly more likely tokens
@@ -219,7 +221,8 @@ class StaticDecoder:
         self.eos_ids, self.pad_id = sorted(set(eos_ids)), pad_id
         self.sampling, self.sync_every = sampling, sync_every
         self.device = next(model.parameters()).device
-        self._vocab_size = model.get_output_embeddings().weight.shape[0]  # the logits' width
+        head = model.get_output_embeddings()
+        self._vocab_size = getattr(head, "out_features", None) or head.weight.shape[0]  # the logits' width
         self.compiled = self.device.type == "cuda" if compile is None else compile
         self._step = _compiled_step(fullgraph) if self.compiled else _decode_step
         self._cache: StaticCache | None = None

@@ -76,7 +76,8 @@ class MergedCopy:
         for name, _ in self._layers:
             parent_name, _, child = name.rpartition(".")
             copied_layer = self.model.get_submodule(name)
-            setattr(self.model.get_submodule(parent_name) if parent_name else self.model, child, copied_layer.base_layer)
+            parent = self.model.get_submodule(parent_name) if parent_name else self.model
+            setattr(parent, child, copied_layer.base_layer)
             self._targets.append(copied_layer.base_layer.weight)
         self.model.requires_grad_(False)
         self.model.eval()  # decoding only: no gradient checkpointing or dropout, whatever mode the policy is in

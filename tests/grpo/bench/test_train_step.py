@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
+
 import pytest
 
 from grpo.bench import train_step as bench_train
@@ -86,3 +90,37 @@ def test_loop_rollout_case_decodes_through_the_static_loop(tmp_path, tiny_model_
     row = bench_train.run_case(case, tmp_path, str(tiny_model_dir))
     assert len(calls) >= 2  # one rollout per step (plus the timing wrapper's), each through the loop
     assert row["completions_per_step"] == 4 and row["seconds_per_step"] > row["generation_seconds"] > 0
+
+
+def test_a_case_that_times_out_is_a_failed_row(monkeypatch):
+    import subprocess
+
+    def too_slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs["timeout"])
+
+    monkeypatch.setattr(subprocess, "run", too_slow)
+    row = bench_train.run_in_subprocess(parse_case("smollm2-135m:hf:loop", 3), Path("/tmp"), "tok", timeout=5)
+    assert row["error"] == "timed out after 5 s" and "failed: timed out" in bench_train.format_row(row)
+
+
+def test_the_rows_file_is_written_after_every_case(tmp_path, monkeypatch, capsys):
+    """A device call cut short keeps the rows it finished; each row printed as it finishes shows its speedup."""
+    from grpo.cli import main
+
+    out = tmp_path / "rows.json"
+    seen_on_disk = []
+
+    def fake_case(case, model_root, tokenizer_path):
+        seen_on_disk.append(len(json.loads(out.read_text())) if out.exists() else 0)
+        seconds = 20.0 if case.backend == "trl-baseline" else 4.0
+        return {**asdict(case), "label": case.label, "seconds_per_step": seconds,
+                "seconds_per_64_completions": seconds, "generation_tokens_per_s": 1000.0, "generation_share": 0.5,
+                "peak_gpu_memory_gib": 1.0, "completions_per_step": 64}
+
+    monkeypatch.setattr(bench_train, "run_in_subprocess", fake_case)
+    assert main(["bench", "train", "smollm2-135m:trl-baseline", "smollm2-135m:hf:loop", "--tokenizer",
+                 str(tmp_path), "--out", str(out)]) == 0
+    assert seen_on_disk == [0, 1]
+    assert [row["speedup_vs_baseline"] for row in json.loads(out.read_text())] == [1.0, 5.0]
+    streamed = capsys.readouterr().out.split("\n\n")[0]
+    assert "| 5.00x |" in streamed

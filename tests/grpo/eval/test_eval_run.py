@@ -173,3 +173,23 @@ def test_a_resumed_finished_eval_reports_no_first_batch(tmp_path, tiny_model_dir
     assert run_eval(tiny_model_dir, eval_config, out, "--resume") == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["first_batch_seconds"] is None and summary["tokens_per_second_after_first_batch"] is None
+
+
+def test_every_chunk_decodes_with_one_static_cache_length(tmp_path, tiny_model_dir, eval_config, monkeypatch):
+    """An eval runs in chunks; each chunk sized its own static cache from its own prompts, so a chunk with a longer
+    prompt than any before it compiled the decode step again in the middle of the eval. Now every chunk gets the
+    length of the longest prompt of the whole eval."""
+    from grpo.eval import static_decode
+
+    lengths = []
+    kept_decoder = static_decode.kept_decoder
+
+    def recording(model, max_cache_len, *args, **kwargs):
+        lengths.append(max_cache_len)
+        return kept_decoder(model, max_cache_len, *args, **kwargs)
+
+    monkeypatch.setattr(static_decode, "kept_decoder", recording)
+    assert run_eval(tiny_model_dir, eval_config, tmp_path / "loop", "--batch-size", "1", "--decoder",
+                    "static_loop") == 0
+    prompts = [json.loads(line) for line in (tmp_path / "loop" / "samples.jsonl").read_text().splitlines()]
+    assert len(lengths) == len(prompts) == 6 and len(set(lengths)) == 1

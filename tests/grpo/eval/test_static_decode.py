@@ -248,3 +248,13 @@ def test_later_calls_reuse_the_decoder_while_it_fits(model_and_tokenizer):
 def test_blocked_cumsum_equals_cumsum(width):
     values = torch.rand(3, width, dtype=torch.float64)
     torch.testing.assert_close(static_decode.blocked_cumsum(values, block=256), values.cumsum(dim=-1))
+
+
+def test_top_k_keeps_the_tokens_tied_with_the_kth_as_transformers_does():
+    from transformers import TopKLogitsWarper
+
+    logits = torch.tensor([[5.0, 3.0, 3.0, 3.0, 1.0]]).repeat(4_000, 1)
+    kept = TopKLogitsWarper(top_k=2)(None, logits[:1].clone()).isfinite()[0].nonzero().flatten().tolist()
+    noise = torch.empty(logits.shape).exponential_(generator=torch.Generator().manual_seed(0))
+    chosen = static_decode.next_tokens(logits, noise, Sampling(True, 1.0, 1.0, 2))
+    assert kept == [0, 1, 2, 3] and sorted(set(chosen.tolist())) == kept
