@@ -300,12 +300,13 @@ def _add_bench_commands(commands) -> None:
         "train", help="GRPO step time per backend and rollout setting (GPU)",
         description="Fixed workload: 8 prompts x 8 generations x 256 forced completion tokens (change with "
                     "--generations, --completion-tokens), LoRA r=16, random weights of real architectures. CASE is "
-                    "SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:UPDATE...], e.g. smollm2-135m:trl-baseline, "
+                    "SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:SETTING...], e.g. smollm2-135m:trl-baseline, "
                     "smollm2-135m:hf:static, smollm2-135m:hf:loop:mb64:nogc, qwen2.5-1.5b:unsloth:dynamic:4bit. "
                     "Shapes: smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth; "
                     "rollouts: dynamic, static, loop (the static decode loop, hf only); mbN: N completions per "
-                    "forward/backward of the update (default 8, transformers' default per-device batch); update "
-                    "settings: nogc (gradient checkpointing off), liger (use_liger_kernel), compile (torch_compile). "
+                    "forward/backward of the update (default 8, transformers' default per-device batch); settings: "
+                    "nogc (gradient checkpointing off), liger (use_liger_kernel), compile (torch_compile), merged "
+                    "(loop rollouts through a merged LoRA copy). "
                     "Every row shows its speedup over the trl-baseline row of the same workload in the same run.")
     train_bench.add_argument("case", nargs="+", metavar="CASE")
     train_bench.add_argument("--steps", type=int, default=3, help="steps per case; the first is warm-up")

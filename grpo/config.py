@@ -167,8 +167,11 @@ class TrainSection(_Section):
     rollout_decoder: Literal["generate", "static_loop"] = Field(
         "generate", description="static_loop: TRL's rollouts decode with grpo.eval.static_decode's fixed-shape loop "
         "(its own static cache, compiled on CUDA; backend hf, no vLLM; Llama/Qwen2 and the sampling settings it "
-        "implements, else model.generate, saying why; a LoRA policy through a copy with the adapter merged, "
-        "refreshed before every rollout); cache_implementation then applies to model.generate only")
+        "implements, else model.generate, saying why); cache_implementation then applies to model.generate only")
+    rollout_merged_lora: bool = Field(
+        False, description="with rollout_decoder static_loop: decode a LoRA policy's rollouts through a copy with "
+        "the adapter merged into the weights, refreshed before every rollout (fewer kernels per token; the samples "
+        "then come from bf16-rounded merged weights, an uncorrected off-policy gap; not yet measured on a GPU)")
     generation_kwargs: dict[str, Any] = Field(default_factory=dict)
     dynamic_sampling: DynamicSamplingSection = DynamicSamplingSection()
     warm_start: WarmStartSection = WarmStartSection()
@@ -403,6 +406,9 @@ def check_consistency(config: RunConfig) -> None:
         problems.append("model.load_in_4bit: needs a 16-bit compute dtype; set model.dtype to bfloat16 or auto")
     if train.rollout_decoder == "static_loop":
         problems.extend(_rollout_decoder_problems(train, model))
+    elif train.rollout_merged_lora:
+        problems.append("train.rollout_merged_lora: only with train.rollout_decoder static_loop (model.generate "
+                        "decodes through the adapter layers)")
     if train.epsilon_high is not None and train.epsilon_high < train.epsilon:
         problems.append(f"train.epsilon_high: {train.epsilon_high} is below train.epsilon {train.epsilon}")
     problems.extend(_optimizer_problems(train.optim))

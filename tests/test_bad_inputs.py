@@ -122,6 +122,8 @@ CASES = [
     Case("epsilon-high-inf", config("train.epsilon_high=.inf"), 2, f"train.epsilon_high: {FINITE}"),
     Case("dropout-nan", config("model.lora.dropout=.nan"), 2, f"model.lora.dropout: {FINITE}"),
     Case("time-limit-inf", config("train.time_limit_minutes=.inf"), 2, f"train.time_limit_minutes: {FINITE}"),
+    Case("merged-lora-without-loop", config("train.rollout_merged_lora=true"), 2,
+         "train.rollout_merged_lora: only with train.rollout_decoder static_loop"),
     Case("min-entropy-nan", config("train.collapse_guard.min_entropy=.nan"), 2,
          f"train.collapse_guard.min_entropy: {FINITE}"),
     Case("saturation-inf", config("train.collapse_guard.saturation=.inf"), 2,

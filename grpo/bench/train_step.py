@@ -42,12 +42,13 @@ SHAPES = {
 }
 RESULT_PREFIX = "BENCH_RESULT "
 ROLLOUTS = ("dynamic", "static", "loop")
-# Settings of the policy update a case can change (project backends only), each with what it sets.
-UPDATE_SETTINGS = {
+# Settings a case can change beyond its rollout (project backends only), each with what it sets.
+CASE_SETTINGS = {
     "nogc": "gradient checkpointing off (TRL's GRPOConfig turns it on by default)",
     "liger": "use_liger_kernel: Liger's RMSNorm / SwiGLU / RoPE kernels (needs liger-kernel; TRL 1.15 computes the "
              "loss through its own chunked LM head either way and has no use_liger_loss)",
     "compile": "torch_compile: transformers compiles the policy's forward",
+    "merged": "loop rollouts through a copy with the LoRA adapter merged (train.rollout_merged_lora)",
 }
 WORKLOAD = ("shape", "generations", "completion_tokens")
 
@@ -63,7 +64,7 @@ class Case:
     generations: int = GENERATIONS
     completion_tokens: int = COMPLETION_TOKENS
     micro_batch: int = 0  # completions per forward/backward of the update; 0: ``prompts`` (8, the default)
-    update: tuple[str, ...] = ()  # names from UPDATE_SETTINGS
+    update: tuple[str, ...] = ()  # names from CASE_SETTINGS
 
     @property
     def label(self) -> str:
@@ -84,27 +85,29 @@ class Case:
 
 def parse_case(text: str, steps: int, generations: int = GENERATIONS,
                completion_tokens: int = COMPLETION_TOKENS) -> Case:
-    """``SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:UPDATE...]`` -> Case (``mbN``: N completions per forward/backward of
-    the update; UPDATE: names of :data:`UPDATE_SETTINGS`)."""
+    """``SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:SETTING...]`` -> Case (``mbN``: N completions per forward/backward of
+    the update; SETTING: names of :data:`CASE_SETTINGS`)."""
     parts = text.split(":")
     if len(parts) < 2 or parts[0] not in SHAPES or parts[1] not in ("trl-baseline", "hf", "unsloth"):
         raise ValueError(f"case {text!r}: expected SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:UPDATE] with SHAPE in "
                          f"{', '.join(SHAPES)} and BACKEND in trl-baseline, hf, unsloth")
     settings = parts[2:]
-    unknown = [p for p in settings if p not in (*ROLLOUTS, "4bit", *UPDATE_SETTINGS) and not _is_micro_batch(p)]
+    unknown = [p for p in settings if p not in (*ROLLOUTS, "4bit", *CASE_SETTINGS) and not _is_micro_batch(p)]
     if unknown:
         raise ValueError(f"case {text!r}: unknown setting {unknown[0]!r} (rollouts: {', '.join(ROLLOUTS)}; 4bit; "
-                         f"mbN; update: {', '.join(UPDATE_SETTINGS)})")
+                         f"mbN; settings: {', '.join(CASE_SETTINGS)})")
     rollout = next((p for p in settings if p in ROLLOUTS), "dynamic")
     if rollout == "loop" and parts[1] != "hf":
         raise ValueError(f"case {text!r}: the loop rollout runs with the hf backend only")
     micro_batch = next((int(p[2:]) for p in settings if _is_micro_batch(p)), 0)
-    update = tuple(name for name in UPDATE_SETTINGS if name in settings)
+    update = tuple(name for name in CASE_SETTINGS if name in settings)
     case = Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in settings, steps=steps, generations=generations,
                 completion_tokens=completion_tokens, micro_batch=micro_batch, update=update)
     if (micro_batch or update) and parts[1] == "trl-baseline":
-        raise ValueError(f"case {text!r}: mbN and update settings need a project backend (the baseline keeps TRL's "
+        raise ValueError(f"case {text!r}: mbN and other settings need a project backend (the baseline keeps TRL's "
                          "defaults)")
+    if "merged" in update and rollout != "loop":
+        raise ValueError(f"case {text!r}: merged needs the loop rollout")
     if micro_batch and case.completions % micro_batch:
         raise ValueError(f"case {text!r}: mbN needs N dividing the {case.completions} completions of a step")
     return case
@@ -209,7 +212,8 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             enable_compiled_decoding(trainer, "static" if case.rollout == "static" else None)
             cache_len = static_cache_len(trainer.processing_class, trainer.train_dataset["prompt"],
                                          case.completion_tokens)
-            if case.rollout == "loop" and not install_static_loop(trainer, cache_len):
+            if case.rollout == "loop" and not install_static_loop(trainer, cache_len,
+                                                                  merge_lora="merged" in case.update):
                 raise RuntimeError(f"{case.label}: the static loop cannot run here: {static_loop_unsupported(trainer)}")
         generation = _time_generation(trainer)
         step_times: list[float] = []

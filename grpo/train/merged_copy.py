@@ -10,18 +10,23 @@ PEFT would round the base weights in bf16 at every step. So the copy holds its o
 other (frozen) tensor with the policy, and is refreshed from the current adapter before each rollout.
 :meth:`MergedCopy.refresh` writes in place, so a compiled decode step keeps reading the same addresses.
 
-The rollouts then sample from the merged weights, rounded once to the model's dtype. Training computes the
-log-probabilities with the unmerged adapter, so the two differ by that rounding. TRL's vLLM rollouts have the same
-kind of difference.
+The rollouts then sample from the merged weights, rounded once to the model's dtype (up to half a bf16 step of W
+per entry: early in training as large as the adapter's whole change to many entries). Training computes the
+log-probabilities with the unmerged adapter and treats the samples as on-policy, so that rounding is an
+uncorrected off-policy gap; TRL corrects its vLLM rollouts' like gap by importance sampling, this path does not.
+Hence opt-in (``train.rollout_merged_lora``) until the gap and the speed are measured on a GPU. LoRA dropout does not
+apply to rollouts through the copy (it decodes in eval mode).
 
-Only plain LoRA on ``nn.Linear`` layers is merged: no DoRA or other LoRA variants, no quantized base layers, no
-``modules_to_save``, no other trainable tensors. :func:`unmergeable_reason` says why a model does not qualify, and
-the caller then decodes with the model itself.
+Only plain LoRA on ``nn.Linear`` layers is merged: no DoRA or other LoRA variants, no LoRA bias, no quantized base
+layers, no weight tied to another module (a LoRA on a tied ``lm_head`` would merge into the input embeddings too),
+no ``modules_to_save`` or trainable biases, no other trainable tensors. :func:`unmergeable_reason` says why a model
+does not qualify, and the caller then decodes with the model itself.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 import torch
 from torch import nn
@@ -49,10 +54,16 @@ def unmergeable_reason(model) -> str | None:
             return f"{name} has its adapter merged or disabled already"
         if any(adapter in layer.lora_variant for adapter in layer.active_adapters):
             return f"{name} uses a LoRA variant (DoRA or another), which merges differently"
-    in_lora = {id(p) for _, layer in layers for p in layer.parameters()}
-    others = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in in_lora]
+        if any(layer.lora_bias.get(adapter) for adapter in layer.active_adapters):
+            return f"{name} has a LoRA bias (lora_bias), which merges into the base layer's bias"
+    uses = Counter(id(p) for _, p in model.get_base_model().named_parameters(remove_duplicate=False))
+    tied = [name for name, layer in layers if uses[id(layer.base_layer.weight)] > 1]
+    if tied:
+        return f"{tied[0]}'s weight is tied to another module (tied embeddings), which must not take its merge"
+    adapter_tensors = {id(p) for _, layer in layers for part in (layer.lora_A, layer.lora_B) for p in part.parameters()}
+    others = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in adapter_tensors]
     if others:
-        return f"trainable tensors outside the LoRA layers ({others[0]}, ...) would need copying at every rollout"
+        return f"trainable tensors besides the LoRA matrices ({others[0]}, ...) would need copying at every rollout"
     if any(hasattr(p, "ds_id") for p in model.parameters()):
         return "DeepSpeed ZeRO-3 partitions the parameters"
     return None
@@ -79,18 +90,21 @@ class MergedCopy:
             parent = self.model.get_submodule(parent_name) if parent_name else self.model
             setattr(parent, child, copied_layer.base_layer)
             self._targets.append(copied_layer.base_layer.weight)
-        self.model.requires_grad_(False)
+        for target in self._targets:  # the copy's own tensors only: the shared ones belong to the policy
+            target.requires_grad_(False)
         self.model.eval()  # decoding only: no gradient checkpointing or dropout, whatever mode the policy is in
         self.merged_bytes = sum(t.numel() * t.element_size() for t in self._targets)
         self.refresh()
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """Write ``W + sum of the active adapters' deltas`` into the copy's weights, in place (computed in float32,
-        then rounded once to the weights' dtype)."""
+        """Write ``W + sum of the active adapters' deltas`` into the copy's weights, in place: each delta as PEFT's
+        ``get_delta_weight`` forms it (``B @ A``, transposed for ``fan_in_fan_out``, times the adapter's scaling), but
+        in float32 whatever the adapters' dtype, then rounded once to the weights' dtype."""
         for target, (_, layer) in zip(self._targets, self._layers):
             merged = layer.base_layer.weight.float()
             for adapter in layer.active_adapters:
                 if adapter in layer.lora_A:
-                    merged = merged + layer.get_delta_weight(adapter).float()
+                    delta = layer.lora_B[adapter].weight.float() @ layer.lora_A[adapter].weight.float()
+                    merged = merged + (delta.T if layer.fan_in_fan_out else delta) * layer.scaling[adapter]
             target.copy_(merged)

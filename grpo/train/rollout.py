@@ -119,7 +119,7 @@ class StaticLoopRollouts:
     """
 
     def __init__(self, model, generate, max_cache_len: int, sync_every: int = 16, compile: bool | None = None,
-                 merge_lora: bool = True):
+                 merge_lora: bool = False):
         self.model, self.generate, self.max_cache_len = model, generate, max_cache_len
         self.sync_every, self.compile, self.merge_lora = sync_every, compile, merge_lora
         self.loop_calls = 0  # rollouts the loop decoded
@@ -220,17 +220,18 @@ def static_loop_unsupported(trainer) -> str | None:
     return settings if isinstance(settings, str) else None
 
 
-def install_static_loop(trainer, max_cache_len: int, compile: bool | None = None) -> bool:
+def install_static_loop(trainer, max_cache_len: int, compile: bool | None = None, merge_lora: bool = False) -> bool:
     """Make TRL's rollout calls of ``trainer`` decode with the static loop (:class:`StaticLoopRollouts` in place of
     the generation model's ``generate``), with a cache of ``max_cache_len`` tokens for the whole run. Returns
     whether it was installed: not when :func:`static_loop_unsupported` gives a reason.
 
     ``compile``: None compiles the loop's step on CUDA (``torch.compile(mode="reduce-overhead")``) and runs it
-    eagerly elsewhere.
+    eagerly elsewhere. ``merge_lora``: decode a LoRA policy through a merged copy (``train.rollout_merged_lora``).
     """
     if static_loop_unsupported(trainer) is not None:
         return False
     model = _rollout_model(trainer)
     if not isinstance(model.generate, StaticLoopRollouts):
-        model.generate = StaticLoopRollouts(model, model.generate, max_cache_len, compile=compile)
+        model.generate = StaticLoopRollouts(model, model.generate, max_cache_len, compile=compile,
+                                            merge_lora=merge_lora)
     return True

@@ -287,7 +287,7 @@ def _set_up_rollouts(trainer, config: RunConfig, loaded: LoadedModel, splits) ->
     compiled = loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation,
                                                                    cache_len)
     if config.train.rollout_decoder == "static_loop":
-        if install_static_loop(trainer, cache_len):
+        if install_static_loop(trainer, cache_len, merge_lora=config.train.rollout_merged_lora):
             on_cuda = trainer.accelerator.device.type == "cuda"  # where training puts the model (DeepSpeed moves
             # it there only when the trainer prepares it, after this line)
             _say(f"rollouts: static decode loop with a static KV cache of {cache_len} tokens, "

@@ -84,12 +84,13 @@ def test_generate_pads_the_last_batch_for_the_compiled_loop(cuda_model):
     assert looped == default
 
 
-def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model):
+@pytest.mark.parametrize("merge_lora", [False, True], ids=["adapter-layers", "merged-copy"])
+def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model, merge_lora):
     """The rollout hook (grpo.train.rollout.StaticLoopRollouts), compiled, on a LoRA model in train mode as TRL hands
     it over: between two rollouts the adapter's weights change in place, as an optimizer step changes them. The
-    loop decodes a copy with the adapter merged, refreshed in place before each rollout. The second rollout
-    compiles nothing and equals generate's greedy tokens for the new weights: the CUDA graph reads the current
-    weights rather than those it was recorded with."""
+    loop decodes through the adapter layers, or (``merge_lora``) a copy with the adapter merged, refreshed in place
+    before each rollout. The second rollout compiles nothing and equals generate's greedy tokens for the new
+    weights: the CUDA graph reads the current weights rather than those it was recorded with."""
     model, tokenizer = cuda_model
     torch.manual_seed(0)
     lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
@@ -98,7 +99,7 @@ def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model):
     inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
     config = GenerationConfig(max_new_tokens=NEW, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                               eos_token_id=[tokenizer.eos_token_id])
-    rollouts = StaticLoopRollouts(lora, lora.generate, inputs["input_ids"].shape[1] + NEW)
+    rollouts = StaticLoopRollouts(lora, lora.generate, inputs["input_ids"].shape[1] + NEW, merge_lora=merge_lora)
     first = rollouts(**inputs, generation_config=config)
     assert torch.equal(first, lora.generate(**inputs, generation_config=config))
     with torch.no_grad():
@@ -110,7 +111,7 @@ def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model):
     with torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.equal(rollouts(**inputs, generation_config=config), expected)
     assert rollouts.decoder.compiled and rollouts.loop_calls == 2 and rollouts.generate_calls == 0
-    assert rollouts.decoder.model is rollouts.merged.model
+    assert rollouts.decoder.model is (rollouts.merged.model if merge_lora else lora)
 
 
 @pytest.mark.parametrize("vocabulary", [49152, 151936], ids=["smollm2", "qwen2.5"])  # 151,936: a padded block

@@ -28,9 +28,11 @@ def test_parse_case_workload_settings():
     assert case.label == "smollm2-135m hf loop mb64 16x512"  # a workload other than 8 x 256 is named
     assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).update == ("nogc", "compile")
     assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).label == "smollm2-135m hf static nogc compile"
+    assert parse_case("smollm2-135m:hf:loop:merged", 3).update == ("merged",)
     for text, message in [("smollm2-135m:hf:mb48", "N dividing the 64 completions"),
                           ("smollm2-135m:trl-baseline:mb64", "need a project backend"),
                           ("smollm2-135m:trl-baseline:liger", "need a project backend"),
+                          ("smollm2-135m:hf:static:merged", "merged needs the loop rollout"),
                           ("smollm2-135m:hf:fast", "unknown setting 'fast'")]:
         with pytest.raises(ValueError, match=message):
             parse_case(text, 3)

@@ -51,6 +51,15 @@ def test_the_copy_computes_what_the_adapter_computes_and_follows_its_updates(tin
     assert [t.data_ptr() for t in copy.model.parameters()] == addresses  # in place: a CUDA graph keeps its inputs
 
 
+def test_the_loop_decodes_through_the_adapter_layers_unless_asked(tiny_model_dir):
+    model, tokenizer = _lora(tiny_model_dir)
+    encoded = encode(tokenizer, PROMPTS)
+    rollouts = StaticLoopRollouts(model, model.generate, encoded["input_ids"].shape[1] + NEW)
+    rollouts(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
+             generation_config=_greedy_config(tokenizer))
+    assert rollouts.merged is None and rollouts.decoder.model is model
+
+
 def test_the_copy_shares_every_tensor_but_the_merged_weights(tiny_model_dir):
     model, _ = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"])
     copy = MergedCopy(model)
@@ -69,13 +78,19 @@ def test_the_copy_shares_every_tensor_but_the_merged_weights(tiny_model_dir):
 
 @pytest.mark.parametrize("settings, reason", [
     ({"use_dora": True}, "uses a LoRA variant"),
-    ({"modules_to_save": ["lm_head"]}, "trainable tensors outside the LoRA layers"),
-], ids=["dora", "modules_to_save"])
+    ({"lora_bias": True}, "has a LoRA bias"),
+    ({"target_modules": ["q_proj", "lm_head"]}, "tied to another module"),  # the tiny model ties its embeddings
+    ({"modules_to_save": ["lm_head"]}, "trainable tensors besides the LoRA matrices"),
+    ({"target_modules": ["embed_tokens", "q_proj"]}, "not LoRA on nn.Linear"),
+], ids=["dora", "lora_bias", "tied_lm_head", "modules_to_save", "embedding"])
 def test_what_cannot_be_merged_is_named(tiny_model_dir, settings, reason):
-    model, _ = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"], **settings)
+    """Each of these would merge wrongly or leave a trained tensor stale in the copy; the policy is left as it was."""
+    model, _ = _lora(tiny_model_dir, **({"target_modules": ["q_proj", "v_proj"]} | settings))
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     assert reason in unmergeable_reason(model)
     with pytest.raises(ValueError, match=reason):
         MergedCopy(model)
+    assert [name for name, p in model.named_parameters() if p.requires_grad] == trainable
 
 
 def test_a_model_without_adapter_is_not_merged(tiny_model_dir):
@@ -95,7 +110,7 @@ def test_rollouts_decode_the_merged_copy_of_the_current_adapter(tiny_model_dir, 
     encoded = encode(tokenizer, PROMPTS)
     inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
     config = _greedy_config(tokenizer)
-    rollouts = StaticLoopRollouts(model, model.generate, inputs["input_ids"].shape[1] + NEW)
+    rollouts = StaticLoopRollouts(model, model.generate, inputs["input_ids"].shape[1] + NEW, merge_lora=True)
     with caplog.at_level(logging.WARNING, logger="grpo"):
         first = rollouts(**inputs, generation_config=config)
         assert torch.equal(first, model.generate(**inputs, generation_config=config))
@@ -113,10 +128,25 @@ def test_rollouts_of_an_unmergeable_adapter_decode_through_its_layers(tiny_model
     encoded = encode(tokenizer, PROMPTS)
     inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
     config = _greedy_config(tokenizer)
-    rollouts = StaticLoopRollouts(model, model.generate, inputs["input_ids"].shape[1] + NEW)
+    rollouts = StaticLoopRollouts(model, model.generate, inputs["input_ids"].shape[1] + NEW, merge_lora=True)
     with caplog.at_level(logging.WARNING, logger="grpo"):
         for _ in range(2):
             assert torch.equal(rollouts(**inputs, generation_config=config),
                                model.generate(**inputs, generation_config=config))
     assert rollouts.merged is None and rollouts.decoder.model is model
     assert caplog.text.count("decoding through the LoRA layers, not a merged copy") == 1
+
+
+def test_trainable_biases_of_targeted_layers_are_not_merged_nor_frozen():
+    """Qwen2's q/k/v projections have biases; ``bias="lora_only"`` trains those of the targeted layers. A copy would
+    share them as frozen tensors (and freezing them there would freeze the policy's): refused, policy untouched."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=128, tie_word_embeddings=False)
+    model = get_peft_model(Qwen2ForCausalLM(config), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                               bias="lora_only"))
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert any(name.endswith("q_proj.base_layer.bias") for name in trainable)
+    assert "trainable tensors besides the LoRA matrices" in unmergeable_reason(model)
+    assert [name for name, p in model.named_parameters() if p.requires_grad] == trainable
