@@ -64,14 +64,14 @@ class Case:
     generations: int = GENERATIONS
     completion_tokens: int = COMPLETION_TOKENS
     micro_batch: int = 0  # completions per forward/backward of the update; 0: ``prompts`` (8, the default)
-    update: tuple[str, ...] = ()  # names from CASE_SETTINGS
+    settings: tuple[str, ...] = ()  # names from CASE_SETTINGS
 
     @property
     def label(self) -> str:
         workload = "" if (self.generations, self.completion_tokens) == (GENERATIONS, COMPLETION_TOKENS) else \
             f" {self.generations}x{self.completion_tokens}"
         return (f"{self.shape} {self.backend} {self.rollout}{' 4-bit' if self.load_in_4bit else ''}"
-                f"{f' mb{self.micro_batch}' if self.micro_batch else ''}{''.join(f' {u}' for u in self.update)}"
+                f"{f' mb{self.micro_batch}' if self.micro_batch else ''}{''.join(f' {name}' for name in self.settings)}"
                 f"{workload}")
 
     @property
@@ -89,24 +89,24 @@ def parse_case(text: str, steps: int, generations: int = GENERATIONS,
     the update; SETTING: names of :data:`CASE_SETTINGS`)."""
     parts = text.split(":")
     if len(parts) < 2 or parts[0] not in SHAPES or parts[1] not in ("trl-baseline", "hf", "unsloth"):
-        raise ValueError(f"case {text!r}: expected SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:UPDATE] with SHAPE in "
+        raise ValueError(f"case {text!r}: expected SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:SETTING] with SHAPE in "
                          f"{', '.join(SHAPES)} and BACKEND in trl-baseline, hf, unsloth")
-    settings = parts[2:]
-    unknown = [p for p in settings if p not in (*ROLLOUTS, "4bit", *CASE_SETTINGS) and not _is_micro_batch(p)]
+    given = parts[2:]
+    unknown = [p for p in given if p not in (*ROLLOUTS, "4bit", *CASE_SETTINGS) and not _is_micro_batch(p)]
     if unknown:
         raise ValueError(f"case {text!r}: unknown setting {unknown[0]!r} (rollouts: {', '.join(ROLLOUTS)}; 4bit; "
                          f"mbN; settings: {', '.join(CASE_SETTINGS)})")
-    rollout = next((p for p in settings if p in ROLLOUTS), "dynamic")
+    rollout = next((p for p in given if p in ROLLOUTS), "dynamic")
     if rollout == "loop" and parts[1] != "hf":
         raise ValueError(f"case {text!r}: the loop rollout runs with the hf backend only")
-    micro_batch = next((int(p[2:]) for p in settings if _is_micro_batch(p)), 0)
-    update = tuple(name for name in CASE_SETTINGS if name in settings)
-    case = Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in settings, steps=steps, generations=generations,
-                completion_tokens=completion_tokens, micro_batch=micro_batch, update=update)
-    if (micro_batch or update) and parts[1] == "trl-baseline":
+    micro_batch = next((int(p[2:]) for p in given if _is_micro_batch(p)), 0)
+    chosen = tuple(name for name in CASE_SETTINGS if name in given)
+    case = Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in given, steps=steps, generations=generations,
+                completion_tokens=completion_tokens, micro_batch=micro_batch, settings=chosen)
+    if (micro_batch or chosen) and parts[1] == "trl-baseline":
         raise ValueError(f"case {text!r}: mbN and other settings need a project backend (the baseline keeps TRL's "
                          "defaults)")
-    if "merged" in update and rollout != "loop":
+    if "merged" in chosen and rollout != "loop":
         raise ValueError(f"case {text!r}: merged needs the loop rollout")
     if micro_batch and case.completions % micro_batch:
         raise ValueError(f"case {text!r}: mbN needs N dividing the {case.completions} completions of a step")
@@ -176,8 +176,8 @@ def _args(case: Case, output_dir: str, defaults_only: bool):
         return GRPOConfig(**workload)
     return GRPOConfig(**workload, learning_rate=1e-5, beta=0.0,
                       cache_implementation="static" if case.rollout == "static" else None,
-                      gradient_checkpointing="nogc" not in case.update, use_liger_kernel="liger" in case.update,
-                      torch_compile="compile" in case.update)
+                      gradient_checkpointing="nogc" not in case.settings, use_liger_kernel="liger" in case.settings,
+                      torch_compile="compile" in case.settings)
 
 
 def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
@@ -202,7 +202,8 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
 
             loaded = load(ModelSection(name=str(folder), backend=case.backend, dtype="bfloat16",
                                        load_in_4bit=case.load_in_4bit, max_seq_length=256 + case.completion_tokens,
-                                       gradient_checkpointing=case.backend == "unsloth" and "nogc" not in case.update))
+                                       gradient_checkpointing=(case.backend == "unsloth"
+                                                               and "nogc" not in case.settings)))
             trainer = GRPOTrainer(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
                                   train_dataset=_dataset(case), processing_class=loaded.tokenizer)
         if case.backend != "trl-baseline":
@@ -213,7 +214,7 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             cache_len = static_cache_len(trainer.processing_class, trainer.train_dataset["prompt"],
                                          case.completion_tokens)
             if case.rollout == "loop" and not install_static_loop(trainer, cache_len,
-                                                                  merge_lora="merged" in case.update):
+                                                                  merge_lora="merged" in case.settings):
                 raise RuntimeError(f"{case.label}: the static loop cannot run here: {static_loop_unsupported(trainer)}")
         generation = _time_generation(trainer)
         step_times: list[float] = []

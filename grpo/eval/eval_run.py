@@ -224,7 +224,8 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     batch_size = request.batch_size or _auto_batch(model, rows, tokenizer, request.params)
     # one static-cache length for every chunk (all rows, so a resumed eval keeps it too): a chunk with a longer
     # prompt than those before it would otherwise compile the decode step again in the middle of the eval
-    cache_len = static_cache_len(tokenizer, [row["prompt"] for row in rows], request.params.max_new_tokens)
+    cache_len = (static_cache_len(tokenizer, [row["prompt"] for row in rows], request.params.max_new_tokens)
+                 if request.params.fixed_cache else None)
     print(f"[grpo] eval {target.label}: {len(rows)} problems ({len(rows) - len(pending)} already done), "
           f"{request.params.num_samples} sample(s) each, batch {batch_size}", flush=True)
     started, generated = time.perf_counter(), 0

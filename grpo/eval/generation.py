@@ -37,6 +37,12 @@ class SamplingParams:
     # or model.generate where that loop does not support the model (logged)
     decoder: str = "generate"
 
+    @property
+    def fixed_cache(self) -> bool:
+        """Decoding runs over a cache of one length for every batch (static cache or static loop): a new length is
+        a new compiled shape, so callers size it once (:func:`static_cache_len`)."""
+        return self.cache_implementation == "static" or self.decoder == "static_loop"
+
 
 def _split_completions(ids: torch.Tensor, eos_ids: set[int], tokenizer) -> list[Completion]:
     results = []
@@ -122,8 +128,7 @@ def generate(model, tokenizer, prompts: list[list[dict[str, str]]], params: Samp
         options |= {"temperature": None, "top_p": None, "top_k": None}
     if params.cache_implementation:
         options["cache_implementation"] = params.cache_implementation
-    needs_length = expanded and (params.cache_implementation == "static" or params.decoder == "static_loop")
-    if needs_length and cache_len is None:
+    if expanded and params.fixed_cache and cache_len is None:
         cache_len = static_cache_len(tokenizer, prompts, params.max_new_tokens)
     if params.cache_implementation == "static" and expanded:
         options["max_cache_len"] = cache_len

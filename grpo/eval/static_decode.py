@@ -144,7 +144,7 @@ def next_tokens(logits: torch.Tensor, noise: torch.Tensor | None, sampling: Samp
     if sampling.top_p < 1:
         mass_before = blocked_cumsum(probs) - probs  # mass of the strictly more likely tokens
         probs = probs.masked_fill(mass_before >= sampling.top_p, 0.0)
-    clocks = noise[:, : probs.shape[-1]].clamp_min(torch.finfo(torch.float32).tiny)  # Exp(1) can draw 0
+    clocks = noise.clamp_min(torch.finfo(torch.float32).tiny)  # Exp(1) can draw 0
     index = (probs / clocks).argmax(dim=-1, keepdim=True)
     return (index if order is None else order.gather(-1, index)).squeeze(-1)
 

@@ -26,9 +26,9 @@ def test_parse_case_workload_settings():
     case = parse_case("smollm2-135m:hf:loop:mb64", 3, generations=16, completion_tokens=512)
     assert (case.micro_batch, case.generations, case.completion_tokens, case.completions) == (64, 16, 512, 128)
     assert case.label == "smollm2-135m hf loop mb64 16x512"  # a workload other than 8 x 256 is named
-    assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).update == ("nogc", "compile")
+    assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).settings == ("nogc", "compile")
     assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).label == "smollm2-135m hf static nogc compile"
-    assert parse_case("smollm2-135m:hf:loop:merged", 3).update == ("merged",)
+    assert parse_case("smollm2-135m:hf:loop:merged", 3).settings == ("merged",)
     for text, message in [("smollm2-135m:hf:mb48", "N dividing the 64 completions"),
                           ("smollm2-135m:trl-baseline:mb64", "need a project backend"),
                           ("smollm2-135m:trl-baseline:liger", "need a project backend"),
@@ -64,7 +64,7 @@ def test_case_runs_and_reports(tmp_path, tiny_model_dir, monkeypatch, backend):
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400, "max_position_embeddings": 512,
         "tie_word_embeddings": True})
     case = Case("tiny", backend, steps=2, prompts=2, generations=2, completion_tokens=6,
-                micro_batch=4 if backend == "hf" else 0, update=("nogc",) if backend == "hf" else ())
+                micro_batch=4 if backend == "hf" else 0, settings=("nogc",) if backend == "hf" else ())
     row = bench_train.run_case(case, tmp_path, str(tiny_model_dir))
     assert row["completions_per_step"] == 4
     layout = (4, 1) if backend == "hf" else (2, 2)  # the micro-batch sets the update's passes, not the step's work
