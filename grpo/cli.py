@@ -162,7 +162,8 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     print(f"[grpo] KV-cache benchmark: {args.model} on {device}, {args.dtype}", flush=True)
     print(bench.HEADER)
     rows = bench.kv_cache_table(model, tokenizer, args.batches, args.lengths, uncached=not args.cached_only,
-                                cache_implementation=args.cache_implementation, static_loop=args.static_loop)
+                                cache_implementation=args.cache_implementation, static_loop=args.static_loop,
+                                loop_repeated_kv=args.loop_repeated_kv)
     print("\n" + bench.markdown(rows))
     if args.out:
         Path(args.out).write_text(json.dumps([row.to_json() for row in rows], indent=2))
@@ -187,6 +188,7 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from grpo.bench import train_step as bench_train
+    from grpo.bench.phases import phase_table
     from grpo.models.loading import resolve_path
 
     try:
@@ -203,6 +205,7 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
         if args.out:  # after every case, so a run cut short keeps the rows it finished
             Path(args.out).write_text(json.dumps(rows, indent=2, default=str))
     print("\n" + bench_train.markdown(rows))
+    print("\nWhere each step's time goes (medians over the measured steps):\n" + phase_table(rows))
     return 0 if all("error" not in row for row in rows) else 1
 
 
@@ -284,6 +287,9 @@ def _add_bench_commands(commands) -> None:
     kv.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None)
     kv.add_argument("--static-loop", action="store_true",
                     help="also time grpo.eval.static_decode's fixed-shape loop (compiled on CUDA) next to generate")
+    kv.add_argument("--loop-repeated-kv", action="store_true",
+                    help="with --static-loop: time the loop a second time with transformers' repeated key/value "
+                         "heads instead of the grouped-query attention read in place")
     kv.add_argument("--out", help="write the rows as JSON here")
     kv.set_defaults(handler=cmd_bench_kv)
     summary = bench_commands.add_parser(

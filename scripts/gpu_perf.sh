@@ -3,19 +3,25 @@
 # scripts/gpu_learn_setup.sh's wheels; needs no model weights: random SmolLM2-135M weights, timing does not depend
 # on them):
 #   1. the static decode loop's GPU tests (pytest -m gpu tests/gpu/test_static_decode_cuda.py);
-#   2. grpo bench train: plain TRL + PEFT, the hf backend with compiled static-cache decoding, with the static
-#      decode loop, and with the loop and one forward/backward of all 64 completions (mb64) in the update
-#      (64 completions x 256 tokens per step);
+#   2. grpo bench train, 64 completions x 256 tokens per step: plain TRL + PEFT, and the hf backend with the static
+#      decode loop and one forward/backward of all 64 completions (mb64) in the update: as it is, with
+#      transformers' repeated key/value heads instead of the grouped-query attention read in place (repeatkv), and
+#      decoding through a merged copy of the LoRA policy (merged). PERF_CASES replaces the case list;
 #   3. grpo bench kv on the same random model: greedy decode ms per step and tokens/s at batches 1, 8, 64 and 256,
-#      256 new tokens, model.generate with the static cache next to the static loop;
+#      256 new tokens, model.generate with the static cache next to the static loop, the loop with and without the
+#      grouped-query attention;
 #   4. grpo bench summary: perf_summary.json with rollout_tokens_per_s, step_speedup_vs_trl and
 #      eval_decode_ms_per_step (batch 64), each with the rows it came from.
+# PERF_PARTS picks some of them (default "tests kv train summary"; summary reads bench_train.json and
+# bench_kv.json from $OUT, or from PERF_KV / PERF_TRAIN when a part ran in an earlier call).
 # One after the other on one GPU, or (PERF_PARALLEL=1) steps 1 and 3 on a second GPU alongside step 2.
 # Leaves in $OUT: gpu_tests.log, bench_train.json/.log, bench_kv.json/.log, perf_summary.json (6 files). Every step
 # runs even when one before it failed; the exit status is 1 if any failed, and the failures are named at the end (a
 # failed GPU test means the loop's figures in perf_summary.json are not to be trusted).
 set -uo pipefail
 failed=()
+parts=" ${PERF_PARTS:-tests kv train summary} "
+wants() { [[ $parts == *" $1 "* ]]; }
 out=${OUT:-gpu-out}; mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 tokenizer=${BENCH_TOKENIZER:-.devcarry/tokenizer}
@@ -32,11 +38,16 @@ second_gpu=""
 [ "${PERF_PARALLEL:-0}" = 1 ] && [ ${#gpus[@]} -ge 2 ] && second_gpu=${gpus[1]}
 tests_and_kv() {  # on $1; status: 1 the tests failed, 2 bench kv failed, 3 both
   local status=0
-  CUDA_VISIBLE_DEVICES=$1 python3 -m pytest -q -m gpu tests/gpu/test_static_decode_cuda.py > "$out/gpu_tests.log" 2>&1 \
-    || status=1
-  CUDA_VISIBLE_DEVICES=$1 python3 -m grpo.cli bench kv --model "$model" --dtype bfloat16 --batches 1 8 64 256 \
-    --lengths 256 --cached-only --cache-implementation static --static-loop --out "$out/bench_kv.json" \
-    > "$out/bench_kv.log" 2>&1 || status=$((status + 2))
+  if wants tests; then
+    CUDA_VISIBLE_DEVICES=$1 python3 -m pytest -q -m gpu tests/gpu/test_static_decode_cuda.py \
+      tests/gpu/test_grouped_attention_cuda.py > "$out/gpu_tests.log" \
+      2>&1 || status=1
+  fi
+  if wants kv; then
+    CUDA_VISIBLE_DEVICES=$1 python3 -m grpo.cli bench kv --model "$model" --dtype bfloat16 --batches 1 8 64 256 \
+      --lengths 256 --cached-only --cache-implementation static --static-loop --loop-repeated-kv \
+      --out "$out/bench_kv.json" > "$out/bench_kv.log" 2>&1 || status=$((status + 2))
+  fi
   return $status
 }
 note_tests_and_kv() {  # $1: tests_and_kv's status (above 3: the job itself was killed or broke)
@@ -44,10 +55,14 @@ note_tests_and_kv() {  # $1: tests_and_kv's status (above 3: the job itself was 
   [ $(($1 & 1)) -eq 0 ] || failed+=("gpu tests")
   [ $(($1 & 2)) -eq 0 ] || failed+=("bench kv")
 }
+cases=${PERF_CASES:-smollm2-135m:trl-baseline smollm2-135m:hf:loop:mb64 smollm2-135m:hf:loop:mb64:repeatkv
+  smollm2-135m:hf:loop:mb64:merged}
 bench_train() {
-  CUDA_VISIBLE_DEVICES=$first_gpu python3 -m grpo.cli bench train smollm2-135m:trl-baseline smollm2-135m:hf:static \
-    smollm2-135m:hf:loop smollm2-135m:hf:loop:mb64 --tokenizer "$tokenizer" --model-root /tmp/grpo-bench-models \
-    --out "$out/bench_train.json" > "$out/bench_train.log" 2>&1 || failed+=("bench train")
+  wants train || return 0
+  # shellcheck disable=SC2086  # one word per case
+  CUDA_VISIBLE_DEVICES=$first_gpu python3 -m grpo.cli bench train $cases --tokenizer "$tokenizer" \
+    --model-root /tmp/grpo-bench-models --out "$out/bench_train.json" > "$out/bench_train.log" 2>&1 \
+    || failed+=("bench train")
   tail -n 7 "$out/bench_train.log"
 }
 if [ -n "$second_gpu" ]; then
@@ -59,8 +74,10 @@ else
   tests_and_kv "$first_gpu"; note_tests_and_kv $?
   bench_train
 fi
-tail -n 3 "$out/gpu_tests.log"
-tail -n 7 "$out/bench_kv.log"
-python3 -m grpo.cli bench summary --train "$out/bench_train.json" --kv "$out/bench_kv.json" \
-  --out "$out/perf_summary.json" || failed+=("bench summary")
+! wants tests || tail -n 3 "$out/gpu_tests.log"
+! wants kv || tail -n 7 "$out/bench_kv.log"
+if wants summary; then
+  python3 -m grpo.cli bench summary --train "${PERF_TRAIN:-$out/bench_train.json}" --kv "${PERF_KV:-$out/bench_kv.json}" \
+    --out "$out/perf_summary.json" || failed+=("bench summary")
+fi
 if [ ${#failed[@]} -gt 0 ]; then echo "[gpu_perf] FAILED: ${failed[*]}"; exit 1; fi

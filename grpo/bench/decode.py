@@ -20,6 +20,7 @@ class KVRow:
     cached_s: float
     uncached_s: float | None
     loop_s: float | None = None  # the static decode loop, same batch and tokens
+    loop_repeated_kv_s: float | None = None  # the loop with transformers' repeated key/value heads
 
     @property
     def cached_tokens_per_s(self) -> float:
@@ -38,13 +39,17 @@ class KVRow:
         return 1000 * self.loop_s / self.new_tokens if self.loop_s else None
 
     @property
+    def loop_repeated_kv_ms_per_decode_step(self) -> float | None:
+        return 1000 * self.loop_repeated_kv_s / self.new_tokens if self.loop_repeated_kv_s else None
+
+    @property
     def ratio(self) -> float | None:
         return self.uncached_s / self.cached_s if self.uncached_s else None
 
     def to_json(self) -> dict:
         """The measured times and every figure derived from them (what ``grpo bench kv --out`` writes)."""
         derived = ("cached_tokens_per_s", "ms_per_decode_step", "loop_tokens_per_s", "loop_ms_per_decode_step",
-                   "ratio")
+                   "loop_repeated_kv_ms_per_decode_step", "ratio")
         return {**asdict(self), **{name: getattr(self, name) for name in derived}}
 
 
@@ -77,13 +82,23 @@ def _timed_loop(loop: StaticDecoder, inputs, new_tokens: int) -> float:
                   new_tokens)
 
 
+def _warm_loop(model, tokenizer, inputs, longest: int, grouped_attention: bool) -> StaticDecoder:
+    """A loop for this batch sized for the longest length, warmed up (compiled and graph-recorded on CUDA)."""
+    loop = StaticDecoder(model, inputs["input_ids"].shape[1] + longest, longest, eos_ids=(),
+                         pad_id=tokenizer.pad_token_id, grouped_attention=grouped_attention)
+    _timed_loop(loop, inputs, min(8, longest))
+    return loop
+
+
 @torch.inference_mode()
 def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], uncached: bool = True,
                    cache_implementation: str | None = None, uncached_max_tokens: int = 512,
-                   static_loop: bool = False) -> list[KVRow]:
+                   static_loop: bool = False, loop_repeated_kv: bool = False) -> list[KVRow]:
     """Time cached (and uncached) greedy generation of exactly ``length`` new tokens for each batch size; with
     ``static_loop``, also grpo.eval.static_decode's loop (one decoder per batch size, sized for the longest length,
-    so it compiles once per batch size on CUDA)."""
+    so it compiles once per batch size on CUDA); with ``loop_repeated_kv`` as well, the loop a second time with
+    the grouped-query attention read in place turned off (transformers' repeated key/value heads), the mechanism
+    on and off in one run."""
     model.eval()
     device = next(model.parameters()).device
     rows = []
@@ -94,33 +109,30 @@ def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], unc
         # prompt + max_new_tokens and a shorter warm-up left the first timed row paying a recompilation
         _timed_generate(model, inputs, max(lengths) if cache_implementation == "static" else 8, True,
                         cache_implementation)
-        loop = None
-        if static_loop:
-            longest = max(lengths)
-            loop = StaticDecoder(model, inputs["input_ids"].shape[1] + longest, longest, eos_ids=(),
-                                 pad_id=tokenizer.pad_token_id)
-            _timed_loop(loop, inputs, min(8, longest))  # warm-up (compilation and graph recording on CUDA)
+        variants = ([True, False] if loop_repeated_kv else [True]) if static_loop else []  # grouped attention on?
+        loops = [_warm_loop(model, tokenizer, inputs, max(lengths), grouped) for grouped in variants]
         for length in lengths:
             cached = _timed_generate(model, inputs, length, True, cache_implementation)
             slow = (_timed_generate(model, inputs, length, False, None)
                     if uncached and length <= uncached_max_tokens else None)
-            looped = _timed_loop(loop, inputs, length) if loop is not None else None
-            rows.append(KVRow(batch, length, cached, slow, looped))
+            looped = [_timed_loop(loop, inputs, length) for loop in loops]
+            rows.append(KVRow(batch, length, cached, slow, *looped))
             print(format_row(rows[-1]), flush=True)
     return rows
 
 
 HEADER = ("| batch | new tokens | cached s | cached tok/s | ms / decode step | uncached s | uncached / cached "
-          "| static loop tok/s | static loop ms / step |")
+          "| static loop tok/s | static loop ms / step | loop, repeated K/V: ms / step |")
 
 
 def format_row(row: KVRow) -> str:
     uncached = f"{row.uncached_s:.2f}" if row.uncached_s else "-"
     ratio = f"{row.ratio:.1f}x" if row.ratio else "-"
     loop = (f"{row.loop_tokens_per_s:.0f} | {row.loop_ms_per_decode_step:.2f}" if row.loop_s else "- | -")
+    repeated = f"{row.loop_repeated_kv_ms_per_decode_step:.2f}" if row.loop_repeated_kv_s else "-"
     return (f"| {row.batch} | {row.new_tokens} | {row.cached_s:.2f} | {row.cached_tokens_per_s:.0f} | "
-            f"{row.ms_per_decode_step:.2f} | {uncached} | {ratio} | {loop} |")
+            f"{row.ms_per_decode_step:.2f} | {uncached} | {ratio} | {loop} | {repeated} |")
 
 
 def markdown(rows: list[KVRow]) -> str:
-    return "\n".join([HEADER, "|---:" * 9 + "|"] + [format_row(r) for r in rows])
+    return "\n".join([HEADER, "|---:" * 10 + "|"] + [format_row(r) for r in rows])

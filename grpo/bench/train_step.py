@@ -28,6 +28,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from grpo.bench.phases import install as install_phase_timers
+from grpo.bench.phases import median_phases
+
 PROMPTS, GENERATIONS, COMPLETION_TOKENS = 8, 8, 256
 SHAPES = {
     "smollm2-135m": {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
@@ -49,6 +52,8 @@ CASE_SETTINGS = {
              "loss through its own chunked LM head either way and has no use_liger_loss)",
     "compile": "torch_compile: transformers compiles the policy's forward",
     "merged": "loop rollouts through a copy with the LoRA adapter merged (train.rollout_merged_lora)",
+    "repeatkv": "loop decode steps with transformers' repeated key/value heads (the grouped-query attention read in "
+                "place off; grpo.eval.grouped_attention)",
 }
 WORKLOAD = ("shape", "generations", "completion_tokens")
 
@@ -106,8 +111,9 @@ def parse_case(text: str, steps: int, generations: int = GENERATIONS,
     if (micro_batch or chosen) and parts[1] == "trl-baseline":
         raise ValueError(f"case {text!r}: mbN and other settings need a project backend (the baseline keeps TRL's "
                          "defaults)")
-    if "merged" in chosen and rollout != "loop":
-        raise ValueError(f"case {text!r}: merged needs the loop rollout")
+    for needs_loop in ("merged", "repeatkv"):
+        if needs_loop in chosen and rollout != "loop":
+            raise ValueError(f"case {text!r}: {needs_loop} needs the loop rollout")
     if micro_batch and case.completions % micro_batch:
         raise ValueError(f"case {text!r}: mbN needs N dividing the {case.completions} completions of a step")
     return case
@@ -214,11 +220,10 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             cache_len = static_cache_len(trainer.processing_class, trainer.train_dataset["prompt"],
                                          case.completion_tokens)
             if case.rollout == "loop" and not install_static_loop(trainer, cache_len,
-                                                                  merge_lora="merged" in case.settings):
+                                                                  merge_lora="merged" in case.settings,
+                                                                  grouped_attention="repeatkv" not in case.settings):
                 raise RuntimeError(f"{case.label}: the static loop cannot run here: {static_loop_unsupported(trainer)}")
-        generation = _time_generation(trainer)
-        step_times: list[float] = []
-        trainer.add_callback(_step_timer(step_times))
+        phases = install_phase_timers(trainer)
         on_gpu = torch.cuda.is_available()
         if on_gpu:
             torch.cuda.reset_peak_memory_stats()
@@ -227,61 +232,19 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
         completions_per_step = trainer.args.generation_batch_size
         lengths = [entry["completions/mean_length"] for entry in trainer.state.log_history
                    if "completions/mean_length" in entry]
-    measured_steps = step_times[1:] or step_times
-    measured_generation = generation[1:] or generation
-    step = statistics.median(measured_steps)
-    gen = statistics.median(measured_generation)
+    medians = median_phases(phases.steps[1:] or phases.steps)
+    step, gen = medians["step"], medians["generation"]
     tokens = completions_per_step * statistics.fmean(lengths[1:] or lengths)
     return {**asdict(case), "label": case.label, "seconds_per_step": step,
             "seconds_per_64_completions": step * 64 / completions_per_step,
             "generation_seconds": gen, "generation_tokens_per_s": tokens / gen, "generation_share": gen / step,
             "completions_per_step": completions_per_step, "mean_completion_tokens": statistics.fmean(lengths),
             "peak_gpu_memory_gib": peak / 2**30,
+            "phase_seconds": {phase: seconds for phase, seconds in medians.items() if phase != "step"},
+            "phases_measured": phases.measured,
             "effective_args": {k: getattr(trainer.args, k) for k in (
                 "per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size", "optim",
                 "cache_implementation", "gradient_checkpointing", "use_liger_kernel", "torch_compile")}}
-
-
-def _step_timer(sink: list[float]):
-    """A callback recording the wall time of each optimizer step (transformers imported late: see run_case)."""
-    from transformers import TrainerCallback
-
-    class StepTimer(TrainerCallback):
-        started = 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            _synchronize()
-            self.started = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            _synchronize()
-            sink.append(time.perf_counter() - self.started)
-
-    return StepTimer()
-
-
-def _synchronize() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def _time_generation(trainer) -> list[float]:
-    """Wrap the trainer's generation call (TRL 1.15 and 1.16: ``_generate_single_turn``) to time each rollout."""
-    times: list[float] = []
-    original = trainer._generate_single_turn
-
-    def timed(*args, **kwargs):
-        _synchronize()
-        started = time.perf_counter()
-        result = original(*args, **kwargs)
-        _synchronize()
-        times.append(time.perf_counter() - started)
-        return result
-
-    trainer._generate_single_turn = timed
-    return times
 
 
 def run_in_subprocess(case: Case, model_root: Path, tokenizer_path: str, timeout: int = 900) -> dict:

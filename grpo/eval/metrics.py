@@ -6,7 +6,6 @@ All functions are pure and take per-problem lists, so they are tested against ha
 from __future__ import annotations
 
 import math
-import random
 from collections import Counter
 from typing import Any, Hashable, Sequence
 
@@ -60,14 +59,23 @@ def wilson_interval(successes: float, total: int, z: float = Z_95) -> tuple[floa
 
 def bootstrap_interval(values: Sequence[float], resamples: int = 2000, seed: int = 0,
                        level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap of the mean over problems (resampling problems, not samples)."""
+    """Percentile bootstrap of the mean over problems (resampling problems, not samples).
+
+    Resampled with numpy, a chunk of resamples at a time: the pure-Python loop it replaces drew 2.6 million numbers
+    one by one for a GSM8K-test summary and took about 2.5 s of a 1,319-problem ``grpo eval`` (profiled on a CPU).
+    """
+    import numpy as np
+
     if not values:
         return (0.0, 0.0)
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    rng = np.random.default_rng(seed)
+    data = np.asarray(values, dtype=np.float64)
+    n = len(data)
+    chunk = max(1, 2**22 // n)  # at most ~4 million indices (32 MiB) at once
+    means = np.sort(np.concatenate([data[rng.integers(0, n, size=(min(chunk, resamples - start), n))].mean(axis=1)
+                                    for start in range(0, resamples, chunk)]))
     tail = (1 - level) / 2
-    return (means[int(tail * resamples)], means[min(resamples - 1, int((1 - tail) * resamples))])
+    return (float(means[int(tail * resamples)]), float(means[min(resamples - 1, int((1 - tail) * resamples))]))
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], resamples: int = 2000,

@@ -23,6 +23,9 @@ over the vocabulary: inductor (torch 2.11, H200) failed to generate the kernel f
 (docs/benchmarks.md). Top-p still needs the cumulative mass of the sorted probabilities; it is summed in blocks of
 :data:`CUMSUM_BLOCK`, each scan short enough not to be split.
 
+Attention: each decode step reads grouped-query keys and values where the cache holds them
+(:mod:`grpo.eval.grouped_attention`) instead of transformers' repeated copies of them; prefill is the model's own.
+
 Scope: Llama and Qwen2 families (their forward takes ``past_key_values``, ``position_ids``, ``attention_mask``,
 ``logits_to_keep``; transformers 5.x dropped ``cache_position``, the static cache counts its own write position on
 the device), full attention only, SDPA or eager attention, greedy or temperature / top-k / top-p sampling, and
@@ -42,6 +45,8 @@ from dataclasses import dataclass
 
 import torch
 from transformers import GenerationConfig, StaticCache
+
+from grpo.eval.grouped_attention import decode_attention
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
@@ -207,11 +212,15 @@ class StaticDecoder:
     ``compile``: None compiles the step on CUDA and runs it eagerly elsewhere; ``fullgraph`` makes a graph break an
     error instead of a silent split (the CUDA graph then covers less of the step). ``generation_config``: the
     settings the caller decodes with, when not the model's own (checked by :func:`unsupported_reason`).
+    ``grouped_attention``: decode steps read grouped-query keys and values where the cache holds them
+    (:mod:`grpo.eval.grouped_attention`) instead of transformers' repeated copies; turned off only to measure the
+    copies (``grpo bench kv --loop-attention``).
     """
 
     def __init__(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
                  sampling: Sampling = Sampling(), sync_every: int = 16, compile: bool | None = None,
-                 fullgraph: bool = False, generation_config: GenerationConfig | None = None):
+                 fullgraph: bool = False, generation_config: GenerationConfig | None = None,
+                 grouped_attention: bool = True):
         reason = unsupported_reason(model, generation_config)
         if reason is not None:
             raise ValueError(f"static decode loop: {reason}; use model.generate")
@@ -219,7 +228,7 @@ class StaticDecoder:
             raise ValueError(f"sync_every ({sync_every}) and max_new_tokens ({max_new_tokens}) must be at least 1")
         self.model, self.max_cache_len, self.max_new_tokens = model, max_cache_len, max_new_tokens
         self.eos_ids, self.pad_id = sorted(set(eos_ids)), pad_id
-        self.sampling, self.sync_every = sampling, sync_every
+        self.sampling, self.sync_every, self.grouped_attention = sampling, sync_every, grouped_attention
         self.device = next(model.parameters()).device
         head = model.get_output_embeddings()
         self._vocab_size = getattr(head, "out_features", None) or head.weight.shape[0]  # the logits' width
@@ -290,7 +299,8 @@ class StaticDecoder:
         self._draw_noise()
         if self.compiled and self.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
-        self._step(self.model, self._cache, self._buffers, self.sampling, self.pad_id)
+        with decode_attention(self.model, self.grouped_attention):
+            self._step(self.model, self._cache, self._buffers, self.sampling, self.pad_id)
 
     def all_finished(self) -> bool:
         """The only per-step host sync, made every ``sync_every`` tokens by :meth:`__call__`."""

@@ -2,8 +2,8 @@
 
 Why: a LoRA model decodes every targeted projection as ``base(x) + scale * B(A(x))``, so each decode step runs
 several extra small kernels per projection. For SmolLM2-135M with every projection targeted, that is more kernels
-than the base model runs in all. The GRPO bench on an H200 measured the loop at 20,253 tokens/s decoding the plain
-model at batch 64, and at 11,834 tokens/s inside a LoRA run's rollouts (docs/benchmarks.md). Merging
+than the base model runs in all: on an H200 the loop took 1.31 s for 64 rollouts of 256 tokens through the adapter
+layers and 0.64 s for the plain model (docs/benchmarks.md, scripts/diag_rollout_gap.py). Merging
 ``W + scale * B @ A`` into a copy removes that work. Evaluation already merges (``grpo eval`` uses PEFT's
 ``merge_and_unload``), but the policy cannot be merged in place while it trains. The in-place merge and unmerge of
 PEFT would round the base weights in bf16 at every step. So the copy holds its own merged weights, shares every
@@ -14,7 +14,8 @@ The rollouts then sample from the merged weights, rounded once to the model's dt
 per entry: early in training as large as the adapter's whole change to many entries). Training computes the
 log-probabilities with the unmerged adapter and treats the samples as on-policy, so that rounding is an
 uncorrected off-policy gap; TRL corrects its vLLM rollouts' like gap by importance sampling, this path does not.
-Hence opt-in (``train.rollout_merged_lora``) until the gap and the speed are measured on a GPU. LoRA dropout does not
+Hence opt-in (``train.rollout_merged_lora``): the gap is not measured, and inside the GRPO bench's step the merged
+copy decoded slower than the adapter layers (1.45 s against 1.28 s per rollout, one run, not explained yet). LoRA dropout does not
 apply to rollouts through the copy (it decodes in eval mode).
 
 Only plain LoRA on ``nn.Linear`` layers is merged: no DoRA or other LoRA variants, no LoRA bias, no quantized base

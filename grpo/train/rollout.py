@@ -116,12 +116,14 @@ class StaticLoopRollouts:
     ``merge_lora``: a LoRA policy is decoded through a :class:`grpo.train.merged_copy.MergedCopy` (built at the first
     rollout, on the device the policy trains on, and refreshed before every rollout) instead of the adapter layers;
     a policy that cannot be merged that way is decoded as it is, with the reason in the log once.
+    ``grouped_attention``: the decoder's setting of that name (off only to measure what it saves).
     """
 
     def __init__(self, model, generate, max_cache_len: int, sync_every: int = 16, compile: bool | None = None,
-                 merge_lora: bool = False):
+                 merge_lora: bool = False, grouped_attention: bool = True):
         self.model, self.generate, self.max_cache_len = model, generate, max_cache_len
         self.sync_every, self.compile, self.merge_lora = sync_every, compile, merge_lora
+        self.grouped_attention = grouped_attention
         self.loop_calls = 0  # rollouts the loop decoded
         self.generate_calls = 0  # calls handed to the original generate
         self.decoder: static_decode.StaticDecoder | None = None
@@ -187,7 +189,8 @@ class StaticLoopRollouts:
                                            settings.pad_id, settings.sampling):
             self.decoder = static_decode.StaticDecoder(
                 model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids, settings.pad_id,
-                settings.sampling, self.sync_every, self.compile, generation_config=settings.resolved)
+                settings.sampling, self.sync_every, self.compile, generation_config=settings.resolved,
+                grouped_attention=self.grouped_attention)
         return self.decoder
 
     def _say_once(self, message: str) -> None:
@@ -220,18 +223,20 @@ def static_loop_unsupported(trainer) -> str | None:
     return settings if isinstance(settings, str) else None
 
 
-def install_static_loop(trainer, max_cache_len: int, compile: bool | None = None, merge_lora: bool = False) -> bool:
+def install_static_loop(trainer, max_cache_len: int, compile: bool | None = None, merge_lora: bool = False,
+                        grouped_attention: bool = True) -> bool:
     """Make TRL's rollout calls of ``trainer`` decode with the static loop (:class:`StaticLoopRollouts` in place of
     the generation model's ``generate``), with a cache of ``max_cache_len`` tokens for the whole run. Returns
     whether it was installed: not when :func:`static_loop_unsupported` gives a reason.
 
     ``compile``: None compiles the loop's step on CUDA (``torch.compile(mode="reduce-overhead")``) and runs it
     eagerly elsewhere. ``merge_lora``: decode a LoRA policy through a merged copy (``train.rollout_merged_lora``).
+    ``grouped_attention``: :class:`grpo.eval.static_decode.StaticDecoder`'s setting.
     """
     if static_loop_unsupported(trainer) is not None:
         return False
     model = _rollout_model(trainer)
     if not isinstance(model.generate, StaticLoopRollouts):
         model.generate = StaticLoopRollouts(model, model.generate, max_cache_len, compile=compile,
-                                            merge_lora=merge_lora)
+                                            merge_lora=merge_lora, grouped_attention=grouped_attention)
     return True

@@ -30,7 +30,18 @@ def test_kv_cache_table_times_the_static_loop_beside_generate(tiny_model_dir):
     table = markdown(rows).splitlines()
     assert len({line.count("|") for line in table}) == 1 and not table[-1].endswith(" - | - |")
     plain = kv_cache_table(model, tokenizer, batches=[2], lengths=[4], uncached=False)
-    assert plain[0].loop_s is None and markdown(plain).splitlines()[-1].endswith(" - | - |")
+    assert plain[0].loop_s is None and markdown(plain).splitlines()[-1].endswith(" - | - | - |")
+
+
+def test_kv_cache_table_times_the_loop_with_repeated_key_value_heads_too(tiny_model_dir):
+    """`--loop-repeated-kv`: the grouped-query attention on and off in one run, each in its own column."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, padding_side="left")
+    [row] = kv_cache_table(model, tokenizer, batches=[2], lengths=[4], uncached=False, static_loop=True,
+                           loop_repeated_kv=True)
+    assert row.loop_s > 0 and row.loop_repeated_kv_s > 0
+    assert row.to_json()["loop_repeated_kv_ms_per_decode_step"] == 1000 * row.loop_repeated_kv_s / 4
+    assert not markdown([row]).splitlines()[-1].endswith(" - |")
 
 
 def test_bench_kv_out_writes_each_row_with_its_derived_figures(tiny_model_dir, tmp_path):

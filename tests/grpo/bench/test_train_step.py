@@ -29,10 +29,12 @@ def test_parse_case_workload_settings():
     assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).settings == ("nogc", "compile")
     assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).label == "smollm2-135m hf static nogc compile"
     assert parse_case("smollm2-135m:hf:loop:merged", 3).settings == ("merged",)
+    assert parse_case("smollm2-135m:hf:loop:repeatkv", 3).label == "smollm2-135m hf loop repeatkv"
     for text, message in [("smollm2-135m:hf:mb48", "N dividing the 64 completions"),
                           ("smollm2-135m:trl-baseline:mb64", "need a project backend"),
                           ("smollm2-135m:trl-baseline:liger", "need a project backend"),
                           ("smollm2-135m:hf:static:merged", "merged needs the loop rollout"),
+                          ("smollm2-135m:hf:repeatkv", "repeatkv needs the loop rollout"),
                           ("smollm2-135m:hf:fast", "unknown setting 'fast'")]:
         with pytest.raises(ValueError, match=message):
             parse_case(text, 3)
@@ -75,6 +77,12 @@ def test_case_runs_and_reports(tmp_path, tiny_model_dir, monkeypatch, backend):
     assert row["seconds_per_step"] > row["generation_seconds"] > 0
     assert 0 < row["generation_share"] < 1
     assert "| tiny " in bench_train.format_row(row)
+    phases = row["phase_seconds"]  # every phase was timed, and they add up to the step
+    assert set(row["phases_measured"]) == {"generation", "generate", "reward", "forward", "backward", "optimizer"}
+    assert all(phases[name] > 0 for name in row["phases_measured"])
+    assert phases["generation"] == row["generation_seconds"] > phases["generate"]
+    top_level = sum(phases[name] for name in ("generation", "reward", "forward", "backward", "optimizer", "other"))
+    assert top_level == pytest.approx(row["seconds_per_step"]) and phases["other"] > 0
 
 
 def test_loop_rollout_case_decodes_through_the_static_loop(tmp_path, tiny_model_dir, monkeypatch):

@@ -70,6 +70,20 @@ def test_bootstrap_interval():
     assert bootstrap_interval([0.0, 1.0] * 10, seed=3) == bootstrap_interval([0.0, 1.0] * 10, seed=3)
 
 
+def test_bootstrap_interval_in_chunks_equals_one_draw_and_the_normal_approximation():
+    """5,000 problems: the resamples are drawn in several chunks; the bounds are those of one draw of all of them,
+    and within a bootstrap's noise of mean +- 1.96 standard errors."""
+    import numpy as np
+
+    values = [1.0] * 1000 + [0.0] * 4000
+    low, high = bootstrap_interval(values, resamples=2000, seed=1)
+    rng = np.random.default_rng(1)
+    means = np.sort(np.asarray(values)[rng.integers(0, 5000, size=(2000, 5000))].mean(axis=1))
+    assert (low, high) == (means[50], means[1950])
+    half = 1.96 * (0.2 * 0.8 / 5000) ** 0.5
+    assert low == pytest.approx(0.2 - half, abs=0.003) and high == pytest.approx(0.2 + half, abs=0.003)
+
+
 def test_paired_difference():
     result = paired_difference([0, 0, 1, 1], [1, 0, 1, 1])
     assert result["difference"] == 0.25 and result["problems"] == 4

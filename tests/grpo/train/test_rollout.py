@@ -98,8 +98,9 @@ def _counting(generate, calls: list):
     return counted
 
 
+@pytest.mark.parametrize("grouped_attention", [True, False], ids=["grouped-kv", "repeated-kv"])
 @pytest.mark.parametrize("planned_cache", ["exact", "short"])
-def test_greedy_rollouts_through_the_loop_equal_generate(lora_model, planned_cache, caplog):
+def test_greedy_rollouts_through_the_loop_equal_generate(lora_model, planned_cache, grouped_attention, caplog):
     """Left-padded prompts of different lengths, no eos, eos ids that stop some rows early and eos ids that stop
     every row early: the loop returns exactly what generate returns (prompt ids, then the new tokens, pad after eos,
     as wide as the longest row), and generate is not called. A planned cache too short for the batch grows, once,
@@ -111,7 +112,7 @@ def test_greedy_rollouts_through_the_loop_equal_generate(lora_model, planned_cac
     free = model.generate(**inputs, generation_config=_rollout_config(tokenizer, [], do_sample=False))
     some, every = stopping_eos(free[:, inputs["input_ids"].shape[1]:])
     planned = inputs["input_ids"].shape[1] + NEW - (0 if planned_cache == "exact" else 5)
-    rollouts = StaticLoopRollouts(model, _forbidden, planned)
+    rollouts = StaticLoopRollouts(model, _forbidden, planned, grouped_attention=grouped_attention)
     widths = []
     with caplog.at_level(logging.WARNING, logger="grpo"):
         for eos in ([], some, every):
@@ -122,6 +123,7 @@ def test_greedy_rollouts_through_the_loop_equal_generate(lora_model, planned_cac
             widths.append(looped.shape[1])
     assert widths[0] == widths[1] > widths[2]  # some rows ran to the limit; then every row stopped early
     assert rollouts.loop_calls == 3 and rollouts.generate_calls == 0
+    assert rollouts.decoder.grouped_attention is grouped_attention
     grew = caplog.text.count("the cache grows")
     assert grew == (0 if planned_cache == "exact" else 1)
     assert rollouts.decoder.max_cache_len == inputs["input_ids"].shape[1] + NEW

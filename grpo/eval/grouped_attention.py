@@ -1,0 +1,78 @@
+"""Grouped-query attention for one-token decode steps without repeating the keys and values.
+
+Why: transformers' SDPA attention (5.x, ``integrations/sdpa_attention.py``) copies every key and value head
+``num_key_value_groups`` times (``repeat_kv``) whenever it is given an attention mask, and the static decode loop
+always gives one (left padding, unwritten cache slots). For SmolLM2 (9 query heads, 3 key/value heads) that is two
+copies of the whole static cache, three times over, in every layer of every decode step: a quarter of the loop's
+GPU time at batch 64 on an H200 (docs/benchmarks.md). torch's own ``enable_gqa`` is used by transformers only
+without a mask, since the masked kernels fall back to the math path.
+
+How: with one query token, the ``groups`` query heads that share a key/value head can be read as ``groups`` query
+*positions* of that key/value head: all of them attend the same keys under the same padding mask, and no causal
+structure separates them. So the query is folded to batch x kv_heads x groups x head_dim and passed to
+``scaled_dot_product_attention`` with the keys and values as the cache holds them. Same kernels, same float32
+softmax inside them, no copy; head ``kv * groups + g`` comes back where ``repeat_kv`` would have put it.
+
+Every other call (prefill and training forwards with more than one query token, dropout, position biases, models
+without grouped heads) goes to transformers' SDPA attention unchanged. The implementation is registered under
+:data:`NAME`, with SDPA's mask, and switched on only around the static loop's decode steps
+(:func:`decode_attention`), so the model's own setting is what every other forward sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+NAME = "grpo_grouped_decode_sdpa"
+SWITCHABLE = frozenset({"sdpa", "eager"})  # the implementations the static loop supports
+
+
+def grouped_decode_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                             attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                             **kwargs) -> tuple[torch.Tensor, None]:
+    """transformers' attention-function signature: query batch x heads x q_len x dim, key and value batch x kv_heads
+    x kv_len x dim, output batch x q_len x heads x dim."""
+    groups = getattr(module, "num_key_value_groups", 1)
+    batch, heads, query_length, head_dim = query.shape
+    if query_length != 1 or groups == 1 or dropout or kwargs.get("position_bias") is not None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    folded = query.reshape(batch, heads // groups, groups, head_dim)
+    output = torch.nn.functional.scaled_dot_product_attention(folded, key, value, attn_mask=attention_mask,
+                                                              scale=scaling)
+    return output.reshape(batch, 1, heads, head_dim), None
+
+
+AttentionInterface.register(NAME, grouped_decode_attention)
+AttentionMaskInterface.register(NAME, sdpa_mask)
+
+
+def applies_to(model) -> bool:
+    """Whether switching ``model`` to the grouped decode attention changes anything: its attention is one the loop
+    supports, and its query heads share key/value heads."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = getattr(config, "num_attention_heads", None)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return config._attn_implementation in SWITCHABLE and heads is not None and heads > kv_heads
+
+
+@contextmanager
+def decode_attention(model, enabled: bool = True) -> Iterator[None]:
+    """``model`` attends with :func:`grouped_decode_attention` inside the block (when ``enabled`` and it
+    :func:`applies_to` the model), with its own implementation again afterwards."""
+    if not (enabled and applies_to(model)):
+        yield
+        return
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    previous = config._attn_implementation
+    config._attn_implementation = NAME
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
