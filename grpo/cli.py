@@ -309,10 +309,12 @@ def _add_bench_commands(commands) -> None:
                     "SHAPE:BACKEND[:ROLLOUT][:4bit][:mbN][:SETTING...], e.g. smollm2-135m:trl-baseline, "
                     "smollm2-135m:hf:static, smollm2-135m:hf:loop:mb64:nogc, qwen2.5-1.5b:unsloth:dynamic:4bit. "
                     "Shapes: smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b; backends: trl-baseline, hf, unsloth; "
-                    "rollouts: dynamic, static, loop (the static decode loop, hf only); mbN: N completions per "
+                    "rollouts: dynamic, static, loop (the static decode loop, hf only), continuous (transformers' "
+                    "continuous batching through TRL, hf only); mbN: N completions per "
                     "forward/backward of the update (default 8, transformers' default per-device batch); settings: "
                     "nogc (gradient checkpointing off), liger (use_liger_kernel), compile (torch_compile), merged "
-                    "(loop rollouts through a merged LoRA copy). "
+                    "(loop rollouts through a merged LoRA copy), repeatkv (loop decode steps with transformers' "
+                    "repeated key/value heads). "
                     "Every row shows its speedup over the trl-baseline row of the same workload in the same run.")
     train_bench.add_argument("case", nargs="+", metavar="CASE")
     train_bench.add_argument("--steps", type=int, default=3, help="steps per case; the first is warm-up")

@@ -4,7 +4,8 @@ Phases (disjoint; each timed between two device synchronisations, so a phase own
 
 - ``generation``: TRL's rollout call (``_generate_single_turn``: tokenized prompts in, completion ids out), of
   which ``generate`` is the time inside the model's ``generate`` (for the static loop: the loop itself, prefill
-  included); the rest is TRL's padding, bookkeeping and, for the loop, its settings check;
+  included) or, with continuous batching, ``generate_batch``; the rest is TRL's padding, bookkeeping and, for the
+  loop, its settings check;
 - ``reward``: the reward functions (``_calculate_rewards``);
 - ``forward``: the policy's log-prob forwards (``_get_per_token_logps_and_entropies``, in the loss and, when TRL
   needs old or reference log-probs, before it);
@@ -78,7 +79,9 @@ def install(trainer) -> PhaseTimes:
             setattr(trainer, name, times.timed(phase, getattr(trainer, name)))
             times.measured.append(phase)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    model.generate = times.timed("generate", model.generate)
+    for name in ("generate", "generate_batch"):
+        if callable(getattr(model, name, None)):
+            setattr(model, name, times.timed("generate", getattr(model, name)))
     trainer.accelerator.backward = times.timed("backward", trainer.accelerator.backward)
     times.measured += ["generate", "backward", "optimizer"]
     trainer.add_callback(_callback(times))

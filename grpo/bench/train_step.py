@@ -9,10 +9,11 @@ patches transformers and TRL globally.
 
 Rows: ``trl-baseline`` is plain TRL + PEFT with their defaults (model passed by path, ``peft_config``); ``hf`` and
 ``unsloth`` are this project's backends with a rollout setting (``dynamic`` KV cache, ``static`` cache with
-transformers' compilation, or ``loop``: the static decode loop of ``train.rollout_decoder: static_loop``, hf only).
-The loop does not implement ``min_new_tokens``, so its rows drop that setting: the loop still decodes every step to
-the full length unless every completion of the batch has ended, which a random model (eos about one token in 50,000)
-practically never does, so the decode work per step is the same. Times per step are medians after the warm-up step;
+transformers' compilation, ``loop``: the static decode loop of ``train.rollout_decoder: static_loop``, hf only, or
+``continuous``: transformers' continuous batching through TRL's ``use_transformers_continuous_batching``, hf only).
+The loop and continuous batching do not implement ``min_new_tokens``, so their rows drop that setting: they still
+decode every step to the full length unless every completion of the batch has ended, which a random model (eos
+about one token in 50,000) practically never does, so the decode work per step is the same. Times per step are medians after the warm-up step;
 a backend that changes the number of completions per step (Unsloth does) is normalised to 64 completions.
 """
 
@@ -44,7 +45,7 @@ SHAPES = {
                      "max_position_embeddings": 32768, "tie_word_embeddings": True},
 }
 RESULT_PREFIX = "BENCH_RESULT "
-ROLLOUTS = ("dynamic", "static", "loop")
+ROLLOUTS = ("dynamic", "static", "loop", "continuous")
 # Settings a case can change beyond its rollout (project backends only), each with what it sets.
 CASE_SETTINGS = {
     "nogc": "gradient checkpointing off (TRL's GRPOConfig turns it on by default)",
@@ -56,6 +57,8 @@ CASE_SETTINGS = {
                 "place off; grpo.eval.grouped_attention)",
 }
 WORKLOAD = ("shape", "generations", "completion_tokens")
+# Rollouts that do not implement min_new_tokens: they decode to the full length anyway on random weights (module doc).
+UNFORCED_ROLLOUTS = ("loop", "continuous")
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,8 @@ def parse_case(text: str, steps: int, generations: int = GENERATIONS,
         raise ValueError(f"case {text!r}: unknown setting {unknown[0]!r} (rollouts: {', '.join(ROLLOUTS)}; 4bit; "
                          f"mbN; settings: {', '.join(CASE_SETTINGS)})")
     rollout = next((p for p in given if p in ROLLOUTS), "dynamic")
-    if rollout == "loop" and parts[1] != "hf":
-        raise ValueError(f"case {text!r}: the loop rollout runs with the hf backend only")
+    if rollout in ("loop", "continuous") and parts[1] != "hf":
+        raise ValueError(f"case {text!r}: the {rollout} rollout runs with the hf backend only")
     micro_batch = next((int(p[2:]) for p in given if _is_micro_batch(p)), 0)
     chosen = tuple(name for name in CASE_SETTINGS if name in given)
     case = Case(parts[0], parts[1], rollout, load_in_4bit="4bit" in given, steps=steps, generations=generations,
@@ -175,13 +178,15 @@ def _args(case: Case, output_dir: str, defaults_only: bool):
                     gradient_accumulation_steps=case.completions // case.per_device_batch,
                     num_generations=case.generations,
                     max_completion_length=case.completion_tokens, max_steps=case.steps,
-                    generation_kwargs=None if case.rollout == "loop" else {"min_new_tokens": case.completion_tokens},
+                    generation_kwargs=(None if case.rollout in UNFORCED_ROLLOUTS
+                                       else {"min_new_tokens": case.completion_tokens}),
                     logging_steps=1,
                     save_strategy="no", report_to="none", bf16=torch.cuda.is_available(), seed=0)
     if defaults_only:
         return GRPOConfig(**workload)
     return GRPOConfig(**workload, learning_rate=1e-5, beta=0.0,
                       cache_implementation="static" if case.rollout == "static" else None,
+                      use_transformers_continuous_batching=case.rollout == "continuous",
                       gradient_checkpointing="nogc" not in case.settings, use_liger_kernel="liger" in case.settings,
                       torch_compile="compile" in case.settings)
 
@@ -244,7 +249,8 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             "phases_measured": phases.measured,
             "effective_args": {k: getattr(trainer.args, k) for k in (
                 "per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size", "optim",
-                "cache_implementation", "gradient_checkpointing", "use_liger_kernel", "torch_compile")}}
+                "cache_implementation", "gradient_checkpointing", "use_liger_kernel", "torch_compile",
+                "use_transformers_continuous_batching")}}
 
 
 def run_in_subprocess(case: Case, model_root: Path, tokenizer_path: str, timeout: int = 900) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -100,6 +100,23 @@ def test_loop_rollout_case_decodes_through_the_static_loop(tmp_path, tiny_model_
     row = bench_train.run_case(case, tmp_path, str(tiny_model_dir))
     assert len(calls) >= 2  # one rollout per step (plus the timing wrapper's), each through the loop
     assert row["completions_per_step"] == 4 and row["seconds_per_step"] > row["generation_seconds"] > 0
+
+
+def test_continuous_batching_case_generates_through_generate_batch(tmp_path, tiny_model_dir, monkeypatch):
+    """`hf:continuous`: TRL's rollouts go through transformers' continuous batching (``generate_batch``), whose time
+    is the row's ``generate`` phase."""
+    monkeypatch.setitem(bench_train.SHAPES, "tiny", {
+        "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400, "max_position_embeddings": 512,
+        "tie_word_embeddings": True})
+    case = parse_case("tiny:hf:continuous", 2)
+    row = bench_train.run_case(replace(case, prompts=2, generations=2, completion_tokens=4), tmp_path,
+                               str(tiny_model_dir))
+    assert row["effective_args"]["use_transformers_continuous_batching"] is True
+    assert row["mean_completion_tokens"] == 4 and row["completions_per_step"] == 4
+    assert row["phase_seconds"]["generation"] > row["phase_seconds"]["generate"] > 0
+    with pytest.raises(ValueError, match="the continuous rollout runs with the hf backend only"):
+        parse_case("tiny:unsloth:continuous", 2)
 
 
 def test_a_case_that_times_out_is_a_failed_row(monkeypatch):
