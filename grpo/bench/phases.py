@@ -11,7 +11,13 @@ Phases (disjoint; each timed between two device synchronisations, so a phase own
   needs old or reference log-probs, before it);
 - ``backward``: ``accelerator.backward`` (with gradient checkpointing it recomputes the forward of each layer);
 - ``optimizer``: from transformers' ``on_pre_optimizer_step`` to ``on_optimizer_step`` (clipping is before it);
-- ``other``: the step's wall time minus the phases above (advantages, the loss arithmetic, data collation, logging).
+- ``other``: the step's wall time minus the phases above (advantages, the loss arithmetic, TRL's bookkeeping).
+  Data collation before the step and logging after it are outside the step's wall time.
+
+A phase is *measured* for a row when its hook was called at least once: Unsloth keeps TRL's
+``_get_per_token_logps_and_entropies`` but computes its loss without it, so its forward shows as not measured
+(inside backward and other) rather than as 0 s. Work timed outside a step (an evaluation between steps) is dropped
+at the next step's start.
 
 Why hooks on TRL's methods rather than ``torch.profiler``: the profiler lists kernels, not the GRPO phases they
 belong to, and its own overhead changes the step it measures. The synchronisations here cost a few per step. A
@@ -39,13 +45,23 @@ def synchronize() -> None:
 
 class PhaseTimes:
     """Seconds per phase of each step: ``steps[i]`` maps phase -> seconds (``generate`` nested in ``generation``;
-    ``other`` and the whole ``step`` filled in at the step's end); ``measured`` names the phases this trainer could
-    be timed in."""
+    ``other`` and the whole ``step`` filled in at the step's end); ``measured`` names the phases whose hooks
+    ran."""
 
     def __init__(self):
         self.steps: list[dict[str, float]] = []
-        self.measured: list[str] = []
+        self._called: set[str] = set()
         self._current: dict[str, float] = defaultdict(float)
+
+    @property
+    def measured(self) -> list[str]:
+        """The phases whose hooks ran at least once, in :data:`PHASES` order (``generate`` after ``generation``)."""
+        order = ["generation", "generate", *PHASES[1:]]
+        return [phase for phase in order if phase in self._called]
+
+    def open_step(self) -> None:
+        """Forget what was timed since the last step closed: it belongs to no step."""
+        self._current = defaultdict(float)
 
     def timed(self, phase: str, function: Callable) -> Callable:
         def wrapper(*args, **kwargs):
@@ -55,10 +71,11 @@ class PhaseTimes:
                 return function(*args, **kwargs)
             finally:
                 synchronize()
-                self._current[phase] += time.perf_counter() - started
+                self.add(phase, time.perf_counter() - started)
         return wrapper
 
     def add(self, phase: str, seconds: float) -> None:
+        self._called.add(phase)
         self._current[phase] += seconds
 
     def close_step(self, step_seconds: float) -> None:
@@ -77,13 +94,11 @@ def install(trainer) -> PhaseTimes:
     for phase, name in TRAINER_METHODS.items():
         if callable(getattr(trainer, name, None)):
             setattr(trainer, name, times.timed(phase, getattr(trainer, name)))
-            times.measured.append(phase)
     model = trainer.accelerator.unwrap_model(trainer.model)
     for name in ("generate", "generate_batch"):
         if callable(getattr(model, name, None)):
             setattr(model, name, times.timed("generate", getattr(model, name)))
     trainer.accelerator.backward = times.timed("backward", trainer.accelerator.backward)
-    times.measured += ["generate", "backward", "optimizer"]
     trainer.add_callback(_callback(times))
     return times
 
@@ -97,6 +112,7 @@ def _callback(times: PhaseTimes):
 
         def on_step_begin(self, args, state, control, **kwargs):
             synchronize()
+            times.open_step()
             self.step_started = time.perf_counter()
 
         def on_pre_optimizer_step(self, args, state, control, **kwargs):

@@ -186,7 +186,7 @@ def _args(case: Case, output_dir: str, defaults_only: bool):
         return GRPOConfig(**workload)
     return GRPOConfig(**workload, learning_rate=1e-5, beta=0.0,
                       cache_implementation="static" if case.rollout == "static" else None,
-                      use_transformers_continuous_batching=case.rollout == "continuous",
+                      **({"use_transformers_continuous_batching": True} if case.rollout == "continuous" else {}),
                       gradient_checkpointing="nogc" not in case.settings, use_liger_kernel="liger" in case.settings,
                       torch_compile="compile" in case.settings)
 
@@ -248,7 +248,7 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             "phase_seconds": {phase: seconds for phase, seconds in medians.items() if phase != "step"},
             "phases_measured": phases.measured,
             "compilation": compilation_counters(),
-            "effective_args": {k: getattr(trainer.args, k) for k in (
+            "effective_args": {k: getattr(trainer.args, k, None) for k in (
                 "per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size", "optim",
                 "cache_implementation", "gradient_checkpointing", "use_liger_kernel", "torch_compile",
                 "use_transformers_continuous_batching")}}

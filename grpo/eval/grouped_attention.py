@@ -13,10 +13,13 @@ structure separates them. So the query is folded to batch x kv_heads x groups x 
 ``scaled_dot_product_attention`` with the keys and values as the cache holds them. Same kernels, same float32
 softmax inside them, no copy; head ``kv * groups + g`` comes back where ``repeat_kv`` would have put it.
 
-Every other call (prefill and training forwards with more than one query token, dropout, position biases, models
-without grouped heads) goes to transformers' SDPA attention unchanged. The implementation is registered under
-:data:`NAME`, with SDPA's mask, and switched on only around the static loop's decode steps
-(:func:`decode_attention`), so the model's own setting is what every other forward sees.
+Every other call (prefill and training forwards with more than one query token, dropout, position biases, a mask
+per head, models without grouped heads) goes to transformers' SDPA attention unchanged. The implementation is
+registered under :data:`NAME`, with SDPA's mask, and switched on only around the static loop's decode steps
+(:func:`decode_attention`), so the model's own setting is what every other forward sees. Only models that attend
+with SDPA are switched: a model loaded with eager attention keeps it, and its decode steps their eager numerics.
+The switch writes the model's config, so one model must not decode in two threads at once; each setting is its
+own compiled variant of the decode step (dynamo guards on it), never a wrong reuse of the other.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 NAME = "grpo_grouped_decode_sdpa"
-SWITCHABLE = frozenset({"sdpa", "eager"})  # the implementations the static loop supports
+SWITCHABLE = frozenset({"sdpa"})  # the implementation whose decode steps this replaces
 
 
 def grouped_decode_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -40,7 +43,8 @@ def grouped_decode_attention(module, query: torch.Tensor, key: torch.Tensor, val
     x kv_len x dim, output batch x q_len x heads x dim."""
     groups = getattr(module, "num_key_value_groups", 1)
     batch, heads, query_length, head_dim = query.shape
-    if query_length != 1 or groups == 1 or dropout or kwargs.get("position_bias") is not None:
+    per_head_mask = attention_mask is not None and attention_mask.ndim == 4 and attention_mask.shape[1] != 1
+    if query_length != 1 or groups == 1 or dropout or per_head_mask or kwargs.get("position_bias") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     folded = query.reshape(batch, heads // groups, groups, head_dim)
@@ -54,8 +58,8 @@ AttentionMaskInterface.register(NAME, sdpa_mask)
 
 
 def applies_to(model) -> bool:
-    """Whether switching ``model`` to the grouped decode attention changes anything: its attention is one the loop
-    supports, and its query heads share key/value heads."""
+    """Whether switching ``model`` to the grouped decode attention changes anything: it attends with SDPA, and its
+    query heads share key/value heads."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     heads = getattr(config, "num_attention_heads", None)
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
@@ -70,9 +74,11 @@ def decode_attention(model, enabled: bool = True) -> Iterator[None]:
         yield
         return
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    previous = config._attn_implementation
-    config._attn_implementation = NAME
+    # The internal attribute, as transformers' own set_attn_implementation writes it: the property's setter would
+    # also rewrite sub-configs, and restoring through it could flatten settings of their own.
+    previous = config._attn_implementation_internal
+    config._attn_implementation_internal = NAME
     try:
         yield
     finally:
-        config._attn_implementation = previous
+        config._attn_implementation_internal = previous

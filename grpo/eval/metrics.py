@@ -62,7 +62,8 @@ def bootstrap_interval(values: Sequence[float], resamples: int = 2000, seed: int
     """Percentile bootstrap of the mean over problems (resampling problems, not samples).
 
     Resampled with numpy, a chunk of resamples at a time: the pure-Python loop it replaces drew 2.6 million numbers
-    one by one for a GSM8K-test summary and took about 2.5 s of a 1,319-problem ``grpo eval`` (profiled on a CPU).
+    one by one for a GSM8K-test summary and took about 2.5 s of a 1,319-problem ``grpo eval`` (profiled on a CPU:
+    docs/results/cpu-2026-11-30-eval-profile/).
     """
     import numpy as np
 

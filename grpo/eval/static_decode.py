@@ -214,7 +214,7 @@ class StaticDecoder:
     settings the caller decodes with, when not the model's own (checked by :func:`unsupported_reason`).
     ``grouped_attention``: decode steps read grouped-query keys and values where the cache holds them
     (:mod:`grpo.eval.grouped_attention`) instead of transformers' repeated copies; turned off only to measure the
-    copies (``grpo bench kv --loop-attention``).
+    copies (``grpo bench kv --loop-repeated-kv``).
     """
 
     def __init__(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,

@@ -1,6 +1,7 @@
-"""Grouped-query decode attention on CUDA (marked `gpu`): at the real models' head counts, in bf16 and compiled as
-the static loop compiles it, the attention equals transformers' SDPA path with repeated key/value heads (the CPU
-tests check it in float32 at small sizes). Run on the device: `python3 -m pytest -m gpu tests/gpu -q`."""
+"""Grouped-query decode attention on CUDA (marked `gpu`): at the real models' head counts, in bf16 and compiled
+(the function alone, fullgraph), the attention equals transformers' SDPA path with repeated key/value heads (the
+CPU tests check it in float32 at small sizes; tests/gpu/test_static_decode_cuda.py runs the compiled loop with it).
+Run on the device: `python3 -m pytest -m gpu tests/gpu -q`."""
 
 from __future__ import annotations
 

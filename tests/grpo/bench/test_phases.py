@@ -19,6 +19,19 @@ def test_a_step_closes_with_the_remainder_as_other():
     assert times.steps[1] == {"other": 1.0, "step": 1.0}
 
 
+def test_measured_names_the_phases_whose_hooks_ran_and_a_new_step_forgets_time_between_steps():
+    times = PhaseTimes()
+    times.timed("forward", lambda: None)  # wrapped, never called: not measured
+    times.add("backward", 0.25)
+    times.add("generate", 0.5)
+    times.add("generation", 1.0)
+    assert times.measured == ["generation", "generate", "backward"]
+    times.open_step()  # what ran before the step (an evaluation between steps) is not the step's
+    times.add("reward", 0.5)
+    times.close_step(2.0)
+    assert times.steps == [{"reward": 0.5, "other": 1.5, "step": 2.0}]
+
+
 def test_timed_functions_add_their_time_and_return_their_result():
     times = PhaseTimes()
     assert times.timed("reward", lambda x: x * 2)(21) == 42

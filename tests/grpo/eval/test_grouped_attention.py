@@ -46,7 +46,10 @@ def test_other_calls_go_to_sdpa_unchanged(monkeypatch):
     assert grouped_decode_attention(module, query, key, value, mask)[0] == "sdpa"
     module, query, key, value, mask = _attention_inputs(groups=1, query_length=1)
     assert grouped_decode_attention(module, query, key, value, mask)[0] == "sdpa"
-    assert calls == [(3, 6, 4, 8), (3, 2, 1, 8)]
+    module, query, key, value, mask = _attention_inputs(groups=3, query_length=1)
+    per_head = mask.expand(3, 6, 1, 11)  # a mask per query head cannot follow the folded heads
+    assert grouped_decode_attention(module, query, key, value, per_head)[0] == "sdpa"
+    assert calls == [(3, 6, 4, 8), (3, 2, 1, 8), (3, 6, 1, 8)]
 
 
 def test_registered_with_transformers_attention_functions():
@@ -66,8 +69,13 @@ def test_decode_attention_switches_the_model_only_inside_the_block(tiny_model_di
         assert model.config._attn_implementation == "sdpa"
 
 
-def test_models_without_grouped_heads_keep_their_attention(tiny_model_dir):
+def test_models_without_grouped_heads_or_sdpa_keep_their_attention(tiny_model_dir):
     model, _ = sharpened_model(tiny_model_dir)
+    model.config._attn_implementation = "eager"  # eager decode steps keep their eager numerics
+    assert not applies_to(model)
+    with decode_attention(model):
+        assert model.config._attn_implementation == "eager"
+    model.config._attn_implementation = "sdpa"
     model.config.num_key_value_heads = model.config.num_attention_heads
     assert not applies_to(model)
     with decode_attention(model):
