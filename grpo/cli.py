@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Callable
 
 from grpo.config import ConfigError, load_config
@@ -98,7 +99,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                             decoder=args.decoder)
     ks = sorted({1, *(int(k) for k in args.k.split(",") if k)}) if args.k else [1, args.samples]
     request = eval_run.EvalRequest(split=args.split, limit=args.limit, params=params, batch_size=args.batch_size,
-                                   ks=tuple(ks), resume=args.resume)
+                                   ks=tuple(ks), resume=args.resume, command_started=args.command_started)
     out = Path(args.out) if args.out else None
     summaries = {}
     for target in targets:
@@ -408,11 +409,13 @@ def parse_any_order(parser: argparse.ArgumentParser, argv: list[str] | None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()  # the heavy imports (torch, transformers) come later: `grpo eval` reports them
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested("--debug" in argv)  # accepted anywhere on the line, like the overrides
     parser = build_parser()
     args = parse_any_order(parser, [item for item in argv if item != "--debug"])
     handler: Callable[[argparse.Namespace], int] = args.handler
+    args.command_started = started
     try:
         return handler(args)
     except ConfigError as err:

@@ -159,30 +159,41 @@ class EvalRequest:
     batch_size: int | None = None
     ks: tuple[int, ...] = (1,)
     resume: bool = False
+    command_started: float | None = None  # time.perf_counter() when the command began (grpo eval sets it)
 
 
 def timing(load_seconds: float, decode_seconds: float, tokens: int,
-           first_chunk: tuple[float, int] | None) -> dict[str, Any]:
+           first_chunk: tuple[float, int] | None, **around: float | None) -> dict[str, Any]:
     """Where an eval's time went, with the first batch apart: compiled decoding (the static cache or the static loop
     on CUDA) compiles and records its graph there, once per process (every chunk decodes with one cache length),
     so the rate after it is the one a longer eval runs at. The "first batch" is the first chunk of problems written
     to disk: one batch of prompts x samples, or several when one problem's samples fill more than a batch, with its
     scoring and write included. ``first_batch_seconds`` is None when this session decoded nothing (a resumed,
-    finished eval)."""
+    finished eval). ``around``: the other parts of the command's wall time, reported as they are
+    (``before_load_seconds``: imports and setup from the command's start, None outside ``grpo eval``;
+    ``prepare_seconds``: data, prompts and batch sizing; ``summary_seconds``: metrics and their intervals)."""
     first_seconds, first_tokens = first_chunk if first_chunk is not None else (None, 0)
     rest_seconds = decode_seconds - first_seconds if first_seconds is not None else 0.0
     rest_tokens = tokens - first_tokens
-    return {"load_seconds": load_seconds, "decode_seconds": decode_seconds, "first_batch_seconds": first_seconds,
+    return {**around, "load_seconds": load_seconds, "decode_seconds": decode_seconds,
+            "first_batch_seconds": first_seconds,
             "tokens_per_second_after_first_batch": rest_tokens / rest_seconds if rest_seconds > 0 and rest_tokens
             else None}
 
 
 def timing_line(summary: dict[str, Any]) -> str:
-    parts = [f"model load {summary['load_seconds']:.1f} s", f"decoding {summary['decode_seconds']:.1f} s"]
+    parts = [f"startup {summary['before_load_seconds']:.1f} s"] if summary.get("before_load_seconds") is not None \
+        else []
+    parts += [f"model load {summary['load_seconds']:.1f} s"]
+    if summary.get("prepare_seconds") is not None:
+        parts.append(f"data and prompts {summary['prepare_seconds']:.1f} s")
+    parts.append(f"decoding {summary['decode_seconds']:.1f} s")
     if summary["first_batch_seconds"] is not None:
         parts.append(f"of which the first batch {summary['first_batch_seconds']:.1f} s (compilation, when compiled)")
     if summary["tokens_per_second_after_first_batch"] is not None:
         parts.append(f"{summary['tokens_per_second_after_first_batch']:.0f} tokens/s after it")
+    if summary.get("summary_seconds") is not None:
+        parts.append(f"summary {summary['summary_seconds']:.1f} s")
     return ", ".join(parts)
 
 
@@ -229,6 +240,7 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
     print(f"[grpo] eval {target.label}: {len(rows)} problems ({len(rows) - len(pending)} already done), "
           f"{request.params.num_samples} sample(s) each, batch {batch_size}", flush=True)
     started, generated = time.perf_counter(), 0
+    prepare_seconds = started - loading - load_seconds
     first_chunk: tuple[float, int] | None = None  # (seconds, tokens) of the first chunk: compilation happens there
     # Problems are generated in chunks and appended (with fsync) so that an interruption loses one chunk at most.
     chunk = max(1, batch_size // request.params.num_samples)
@@ -248,6 +260,7 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
             if first_chunk is None:
                 first_chunk = (time.perf_counter() - started, generated)
     seconds = time.perf_counter() - started
+    summarizing = time.perf_counter()
     wanted = {str(row["id"]) for row in rows}
     records = [record for group in _read_partial(out_dir / PARTIAL).values() for record in group
                if record["id"] in wanted]
@@ -259,7 +272,9 @@ def evaluate_target(target: Target, out_dir: Path, request: EvalRequest) -> dict
                 "top_p": request.params.top_p, "seed": request.params.seed, "batch_size": batch_size,
                 "generated_tokens_this_session": generated,
                 "tokens_per_second": generated / seconds if seconds > 0 and generated else None}
-    summary |= timing(load_seconds, seconds, generated, first_chunk)
+    summary |= timing(load_seconds, seconds, generated, first_chunk,
+                      before_load_seconds=None if request.command_started is None else loading - request.command_started,
+                      prepare_seconds=prepare_seconds, summary_seconds=time.perf_counter() - summarizing)
     print(f"[grpo] eval {target.label}: {timing_line(summary)}", flush=True)
     os.replace(out_dir / PARTIAL, out_dir / SAMPLES)
     write_atomic(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2))
