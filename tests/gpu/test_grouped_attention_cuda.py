@@ -32,3 +32,26 @@ def test_compiled_bf16_attention_equals_repeated_heads(heads, kv_heads, head_dim
                              fullgraph=True)
     got = compiled(query, key, value, mask)
     torch.testing.assert_close(got.float(), expected.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_compiled_loop_with_and_without_it_gives_generate_s_greedy_tokens(tiny_model_dir):
+    """The static loop compiled with the grouped attention on and off (two compiled variants of one step, dynamo
+    guards on the attention setting): both give eager generate's greedy tokens, and a second batch recompiles
+    neither."""
+    from grpo.eval.static_decode import StaticDecoder
+    from tests.grpo.eval.static_decode_checks import PROMPTS, encode, greedy_generate, sharpened_model
+
+    torch._dynamo.reset()
+    model, tokenizer = sharpened_model(tiny_model_dir, "cuda")
+    encoded, other = encode(tokenizer, PROMPTS, "cuda"), encode(tokenizer, PROMPTS[::-1], "cuda")
+    new, pad = 12, tokenizer.pad_token_id
+    decoders = [StaticDecoder(model, encoded["input_ids"].shape[1] + new, new, [], pad, grouped_attention=grouped)
+                for grouped in (True, False)]
+    for decoder in decoders:
+        assert torch.equal(decoder(encoded["input_ids"], encoded["attention_mask"]),
+                           greedy_generate(model, encoded, new, [], pad))
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for decoder in decoders:
+            assert torch.equal(decoder(other["input_ids"], other["attention_mask"]),
+                               greedy_generate(model, other, new, [], pad))
+    assert model.config._attn_implementation == "sdpa"
