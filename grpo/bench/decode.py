@@ -21,6 +21,10 @@ class KVRow:
     uncached_s: float | None
     loop_s: float | None = None  # the static decode loop, same batch and tokens
     loop_repeated_kv_s: float | None = None  # the loop with transformers' repeated key/value heads
+    # Peak GPU memory torch allocated while timing cached generate / the loop (None without CUDA): everything live
+    # counts, the weights and the caches kept for the batch included.
+    cached_peak_gib: float | None = None
+    loop_peak_gib: float | None = None
 
     @property
     def cached_tokens_per_s(self) -> float:
@@ -65,6 +69,15 @@ def _timed(decode, new_tokens: int) -> float:
     if generated != new_tokens:
         raise RuntimeError(f"generated {generated} tokens, expected exactly {new_tokens}")
     return elapsed
+
+
+def _with_peak(measure):
+    """``(measure(), peak GiB allocated during it)``; the peak is None without CUDA."""
+    if not torch.cuda.is_available():
+        return measure(), None
+    torch.cuda.reset_peak_memory_stats()
+    result = measure()
+    return result, torch.cuda.max_memory_allocated() / 2**30
 
 
 def _timed_generate(model, inputs, new_tokens: int, use_cache: bool, cache_implementation: str | None) -> float:
@@ -112,17 +125,21 @@ def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], unc
         variants = ([True, False] if loop_repeated_kv else [True]) if static_loop else []  # grouped attention on?
         loops = [_warm_loop(model, tokenizer, inputs, max(lengths), grouped) for grouped in variants]
         for length in lengths:
-            cached = _timed_generate(model, inputs, length, True, cache_implementation)
+            cached, cached_peak = _with_peak(lambda: _timed_generate(model, inputs, length, True,
+                                                                     cache_implementation))
             slow = (_timed_generate(model, inputs, length, False, None)
                     if uncached and length <= uncached_max_tokens else None)
-            looped = [_timed_loop(loop, inputs, length) for loop in loops]
-            rows.append(KVRow(batch, length, cached, slow, *looped))
+            looped, loop_peak = _with_peak(lambda: [_timed_loop(loop, inputs, length) for loop in loops[:1]])
+            looped += [_timed_loop(loop, inputs, length) for loop in loops[1:]]
+            rows.append(KVRow(batch, length, cached, slow, *looped, cached_peak_gib=cached_peak,
+                              loop_peak_gib=loop_peak if loops else None))
             print(format_row(rows[-1]), flush=True)
     return rows
 
 
 HEADER = ("| batch | new tokens | cached s | cached tok/s | ms / decode step | uncached s | uncached / cached "
-          "| static loop tok/s | static loop ms / step | loop, repeated K/V: ms / step |")
+          "| static loop tok/s | static loop ms / step | loop, repeated K/V: ms / step | cached peak GiB "
+          "| loop peak GiB |")
 
 
 def format_row(row: KVRow) -> str:
@@ -130,9 +147,10 @@ def format_row(row: KVRow) -> str:
     ratio = f"{row.ratio:.1f}x" if row.ratio else "-"
     loop = (f"{row.loop_tokens_per_s:.0f} | {row.loop_ms_per_decode_step:.2f}" if row.loop_s else "- | -")
     repeated = f"{row.loop_repeated_kv_ms_per_decode_step:.2f}" if row.loop_repeated_kv_s else "-"
+    peaks = " | ".join("-" if peak is None else f"{peak:.2f}" for peak in (row.cached_peak_gib, row.loop_peak_gib))
     return (f"| {row.batch} | {row.new_tokens} | {row.cached_s:.2f} | {row.cached_tokens_per_s:.0f} | "
-            f"{row.ms_per_decode_step:.2f} | {uncached} | {ratio} | {loop} | {repeated} |")
+            f"{row.ms_per_decode_step:.2f} | {uncached} | {ratio} | {loop} | {repeated} | {peaks} |")
 
 
 def markdown(rows: list[KVRow]) -> str:
-    return "\n".join([HEADER, "|---:" * 10 + "|"] + [format_row(r) for r in rows])
+    return "\n".join([HEADER, "|---:" * 12 + "|"] + [format_row(r) for r in rows])

@@ -28,9 +28,15 @@ def test_kv_cache_table_times_the_static_loop_beside_generate(tiny_model_dir):
     assert all(r.loop_s > 0 and r.loop_tokens_per_s == 2 * r.new_tokens / r.loop_s for r in rows)
     assert rows[1].loop_ms_per_decode_step == 1000 * rows[1].loop_s / 12
     table = markdown(rows).splitlines()
-    assert len({line.count("|") for line in table}) == 1 and not table[-1].endswith(" - | - |")
+    assert len({line.count("|") for line in table}) == 1
+    assert _cells(table[-1])[7:10] != ["-", "-", "-"] and _cells(table[-1])[9] == "-"  # loop; no repeated-K/V loop
+    assert rows[0].cached_peak_gib is None and rows[0].loop_peak_gib is None  # no CUDA here: no GPU memory figure
     plain = kv_cache_table(model, tokenizer, batches=[2], lengths=[4], uncached=False)
-    assert plain[0].loop_s is None and markdown(plain).splitlines()[-1].endswith(" - | - | - |")
+    assert plain[0].loop_s is None and _cells(markdown(plain).splitlines()[-1])[7:10] == ["-", "-", "-"]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
 def test_kv_cache_table_times_the_loop_with_repeated_key_value_heads_too(tiny_model_dir):
@@ -41,7 +47,7 @@ def test_kv_cache_table_times_the_loop_with_repeated_key_value_heads_too(tiny_mo
                            loop_repeated_kv=True)
     assert row.loop_s > 0 and row.loop_repeated_kv_s > 0
     assert row.to_json()["loop_repeated_kv_ms_per_decode_step"] == 1000 * row.loop_repeated_kv_s / 4
-    assert not markdown([row]).splitlines()[-1].endswith(" - |")
+    assert _cells(markdown([row]).splitlines()[-1])[9] != "-"
 
 
 def test_bench_kv_out_writes_each_row_with_its_derived_figures(tiny_model_dir, tmp_path):
@@ -56,3 +62,17 @@ def test_bench_kv_out_writes_each_row_with_its_derived_figures(tiny_model_dir, t
     assert (row["batch"], row["new_tokens"], row["uncached_s"]) == (2, 4, None)
     assert row["ms_per_decode_step"] == 1000 * row["cached_s"] / 4
     assert row["loop_ms_per_decode_step"] == 1000 * row["loop_s"] / 4 and row["loop_s"] > 0
+
+
+def test_peak_memory_is_read_after_a_reset_on_cuda(monkeypatch):
+    """The CUDA branch (no GPU here): the peak is reset before the measured call and read after it, in GiB."""
+    import torch
+
+    from grpo.bench import decode
+
+    events = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: events.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: events.append("read") or 3 * 2**29)
+    assert decode._with_peak(lambda: events.append("measure") or 7) == (7, 1.5)
+    assert events == ["reset", "measure", "read"]
