@@ -110,6 +110,26 @@ def lora_config(lora: LoraSection):
                       target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
 
 
+def keep_one_input_grads_hook(model) -> None:
+    """Make ``model.enable_input_require_grads`` replace its forward hook on the input embeddings instead of adding
+    one more.
+
+    Why: with gradient checkpointing on a PEFT model, TRL (1.15, 1.16) turns checkpointing off around every rollout
+    and on again after it, and transformers (5.17) ``gradient_checkpointing_enable`` then calls
+    ``enable_input_require_grads``, which registers a new hook without removing the one before (it forgets the old
+    handles). A run gathered two more hooks on the embeddings every GRPO step, each called in every forward: 2,000
+    after 1,000 steps. The instance attribute shadows the method for every caller (TRL reaches it through the
+    PeftModel's attribute forwarding), and the hook itself is transformers' own.
+    """
+    register = model.enable_input_require_grads
+
+    def enable_input_require_grads() -> None:
+        model.disable_input_require_grads()
+        register()
+
+    model.enable_input_require_grads = enable_input_require_grads
+
+
 def _load_hf(model_cfg: ModelSection, path: str, gradient_checkpointing: bool):
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -122,6 +142,7 @@ def _load_hf(model_cfg: ModelSection, path: str, gradient_checkpointing: bool):
         # bitsandbytes places the model at load time; under accelerate launch each process on its own GPU
         kwargs["device_map"] = {"": distributed.local_device_index()}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    keep_one_input_grads_hook(model)
     if model_cfg.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 

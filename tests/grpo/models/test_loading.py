@@ -124,3 +124,18 @@ def test_init_from_keeps_this_runs_dropout_not_the_saved_one(tiny_model_dir, tmp
     loaded = models.load(ModelSection(name=str(tiny_model_dir), backend="hf", lora={
         "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj"], "init_from": str(tmp_path / "adapter")}))
     assert loaded.model.peft_config["default"].lora_dropout == 0.0
+
+
+def test_gradient_checkpointing_toggled_per_rollout_keeps_one_input_grads_hook(tiny_model_dir):
+    """TRL turns checkpointing off around every rollout and on again after it; the embeddings keep one hook, and it
+    still makes their output require grad (what checkpointing a frozen base with LoRA needs)."""
+    import torch
+
+    loaded = models.load(ModelSection(name=str(tiny_model_dir), backend="hf", gradient_checkpointing=True))
+    model = loaded.model
+    embeddings = model.get_input_embeddings()
+    for _ in range(3):  # as TRL's unwrap_model_for_generation does for each rollout
+        model.gradient_checkpointing_disable()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert len(embeddings._forward_hooks) == 1
+    assert embeddings(torch.tensor([[1, 2]])).requires_grad
