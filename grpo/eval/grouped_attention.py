@@ -2,9 +2,9 @@
 
 Why: transformers' SDPA attention (5.x, ``integrations/sdpa_attention.py``) copies every key and value head
 ``num_key_value_groups`` times (``repeat_kv``) whenever it is given an attention mask, and the static decode loop
-always gives one (left padding, unwritten cache slots). For SmolLM2 (9 query heads, 3 key/value heads) that is two
-copies of the whole static cache, three times over, in every layer of every decode step: a quarter of the loop's
-GPU time at batch 64 on an H200 (docs/benchmarks.md). torch's own ``enable_gqa`` is used by transformers only
+always gives one (left padding, unwritten cache slots). For SmolLM2 (9 query heads, 3 key/value heads) that writes
+the layer's whole static cache of keys and of values out again, three times the size, in every layer of every
+decode step: a quarter of the loop's time per step at batch 64 on an H200 (docs/benchmarks.md). torch's own ``enable_gqa`` is used by transformers only
 without a mask, since the masked kernels fall back to the math path.
 
 How: with one query token, the ``groups`` query heads that share a key/value head can be read as ``groups`` query
