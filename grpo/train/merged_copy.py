@@ -14,8 +14,10 @@ The rollouts then sample from the merged weights, rounded once to the model's dt
 per entry: early in training as large as the adapter's whole change to many entries). Training computes the
 log-probabilities with the unmerged adapter and treats the samples as on-policy, so that rounding is an
 uncorrected off-policy gap; TRL corrects its vLLM rollouts' like gap by importance sampling, this path does not.
-Hence opt-in (``train.rollout_merged_lora``): the gap is not measured, and inside the GRPO bench's step the merged
-copy decoded slower than the adapter layers (1.45 s against 1.28 s per rollout, one run, not explained yet). LoRA dropout does not
+Hence opt-in (``train.rollout_merged_lora``). Measured on a CPU with a trained SmolLM2 adapter
+(docs/results/cpu-2026-11-30-merged-gap/), the gap was about as large as bf16's own against float32: log-probabilities
+0.02 apart per token on average. Inside the GRPO bench's step on an H200 the merged copy decoded slower than the
+adapter layers (1.45 s against 1.28 s per rollout, one run, not explained yet). LoRA dropout does not
 apply to rollouts through the copy (it decodes in eval mode).
 
 Only plain LoRA on ``nn.Linear`` layers is merged: no DoRA or other LoRA variants, no LoRA bias, no quantized base
