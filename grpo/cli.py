@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from typing import Callable
 
 from grpo.config import ConfigError, load_config
@@ -106,6 +107,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         folder = eval_run.output_dir(target, out, len(targets))
         summaries[target.label] = eval_run.evaluate_target(target, folder, request)
         print(eval_run.markdown({target.label: summaries[target.label]}), flush=True)
+        request = replace(request, command_started=None)  # the next target's startup is not the command's
     if len(targets) > 1:
         from grpo.eval import plots
         from grpo.rundir import write_atomic

@@ -113,6 +113,9 @@ def test_run_directory_and_checkpoints(tmp_path, tiny_model_dir, eval_config, mo
     assert main(["eval", str(run_dir / "checkpoint-*"), "--max-new-tokens", "6", "--out", str(out)]) == 0
     assert (out / "evalrun_checkpoint-1" / "samples.jsonl").is_file()
     assert (out / "evalrun_checkpoint-2" / "summary.json").is_file()
+    startups = [json.loads((out / f"evalrun_checkpoint-{n}" / "summary.json").read_text())["before_load_seconds"]
+                for n in (1, 2)]
+    assert startups[0] > 0 and startups[1] is None  # the command's startup is the first target's alone
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / "summary.md").read_text()
     assert "evalrun/checkpoint-1" in table and "evalrun/checkpoint-2" in table
