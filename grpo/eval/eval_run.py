@@ -171,8 +171,8 @@ def timing(load_seconds: float, decode_seconds: float, tokens: int,
     scoring and write included. ``first_batch_seconds`` is None when this session decoded nothing (a resumed,
     finished eval). ``around``: the other parts of the command's wall time, reported as they are
     (``before_load_seconds``: imports and setup from the command's start, None outside ``grpo eval`` and for its
-    later targets;
-    ``prepare_seconds``: data, prompts and batch sizing; ``summary_seconds``: metrics and their intervals)."""
+    later targets; ``prepare_seconds``: data, prompts and batch sizing; ``summary_seconds``: metrics and their
+    intervals)."""
     first_seconds, first_tokens = first_chunk if first_chunk is not None else (None, 0)
     rest_seconds = decode_seconds - first_seconds if first_seconds is not None else 0.0
     rest_tokens = tokens - first_tokens
