@@ -84,7 +84,7 @@ class PhaseTimes:
         phases["other"] = step_seconds - top_level
         phases["step"] = step_seconds
         self.steps.append(phases)
-        self._current = defaultdict(float)
+        self.open_step()
 
 
 def install(trainer) -> PhaseTimes:

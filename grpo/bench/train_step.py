@@ -13,8 +13,9 @@ transformers' compilation, ``loop``: the static decode loop of ``train.rollout_d
 ``continuous``: transformers' continuous batching through TRL's ``use_transformers_continuous_batching``, hf only).
 The loop and continuous batching do not implement ``min_new_tokens``, so their rows drop that setting: they still
 decode every step to the full length unless every completion of the batch has ended, which a random model (eos
-about one token in 50,000) practically never does, so the decode work per step is the same. Times per step are medians after the warm-up step;
-a backend that changes the number of completions per step (Unsloth does) is normalised to 64 completions.
+about one token in 50,000) practically never does, so the decode work per step is the same. Times per step are
+medians after the warm-up step; a backend that changes the number of completions per step (Unsloth does) is
+normalised to 64 completions.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from grpo.eval.kvcache import text_config
+
 NAME = "grpo_grouped_decode_sdpa"
 SWITCHABLE = frozenset({"sdpa"})  # the implementation whose decode steps this replaces
 
@@ -60,7 +62,10 @@ AttentionMaskInterface.register(NAME, sdpa_mask)
 def applies_to(model) -> bool:
     """Whether switching ``model`` to the grouped decode attention changes anything: it attends with SDPA, and its
     query heads share key/value heads."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return _switchable(text_config(model.config))
+
+
+def _switchable(config) -> bool:
     heads = getattr(config, "num_attention_heads", None)
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     return config._attn_implementation in SWITCHABLE and heads is not None and heads > kv_heads
@@ -70,10 +75,10 @@ def applies_to(model) -> bool:
 def decode_attention(model, enabled: bool = True) -> Iterator[None]:
     """``model`` attends with :func:`grouped_decode_attention` inside the block (when ``enabled`` and it
     :func:`applies_to` the model), with its own implementation again afterwards."""
-    if not (enabled and applies_to(model)):
+    config = text_config(model.config)
+    if not (enabled and _switchable(config)):
         yield
         return
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     # The internal attribute, as transformers' own set_attn_implementation writes it: the property's setter would
     # also rewrite sub-configs, and restoring through it could flatten settings of their own.
     previous = config._attn_implementation_internal

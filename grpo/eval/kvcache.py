@@ -30,16 +30,21 @@ class KVShape:
         return self.layers * self.kv_heads * self.head_dim * 2
 
 
+def text_config(config: Any) -> Any:
+    """The language model's part of a transformers config (itself for text-only models)."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
 def shape_of(config: Any) -> KVShape:
     """The cache shape of a transformers config (or any object with the same attribute names)."""
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    layers = text_config.num_hidden_layers
-    heads = text_config.num_attention_heads
-    kv_lora_rank = getattr(text_config, "kv_lora_rank", None)
+    text = text_config(config)
+    layers = text.num_hidden_layers
+    heads = text.num_attention_heads
+    kv_lora_rank = getattr(text, "kv_lora_rank", None)
     if kv_lora_rank:
-        return KVShape(layers, 1, 0, latent_dim=kv_lora_rank + getattr(text_config, "qk_rope_head_dim", 0))
-    kv_heads = getattr(text_config, "num_key_value_heads", None) or heads
-    head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // heads
+        return KVShape(layers, 1, 0, latent_dim=kv_lora_rank + getattr(text, "qk_rope_head_dim", 0))
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     return KVShape(layers, kv_heads, head_dim)
 
 

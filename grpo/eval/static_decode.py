@@ -47,6 +47,7 @@ import torch
 from transformers import GenerationConfig, StaticCache
 
 from grpo.eval.grouped_attention import decode_attention
+from grpo.eval.kvcache import text_config
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
@@ -87,7 +88,7 @@ def unsupported_reason(model, generation_config: GenerationConfig | None = None)
     """Why this loop cannot decode ``model`` exactly as ``model.generate`` would (None: it can), with
     ``generation_config`` (default: the model's own; a caller that passes ``generate`` a config of its own, as TRL's
     rollouts do, checks that config as ``generate`` resolves it)."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    config = text_config(model.config)
     if config.model_type not in SUPPORTED_MODEL_TYPES:
         return f"model type {config.model_type!r} is not one of {sorted(SUPPORTED_MODEL_TYPES)}"
     if getattr(config, "is_encoder_decoder", False):
