@@ -59,12 +59,18 @@ def test_speedups_compare_each_row_with_the_baseline_of_its_workload():
     assert [r["speedup_vs_baseline"] for r in rows] == [1.0, 5.0, 1.0, 6.0, None, None]
 
 
-@pytest.mark.parametrize("backend", ["trl-baseline", "hf"])
-def test_case_runs_and_reports(tmp_path, tiny_model_dir, monkeypatch, backend):
+@pytest.fixture
+def tiny_shape(monkeypatch):
+    """A 2-layer Llama shape named "tiny" in the bench's shapes (the real shapes run on the GPU)."""
     monkeypatch.setitem(bench_train.SHAPES, "tiny", {
         "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400, "max_position_embeddings": 512,
         "tie_word_embeddings": True})
+
+
+@pytest.mark.usefixtures("tiny_shape")
+@pytest.mark.parametrize("backend", ["trl-baseline", "hf"])
+def test_case_runs_and_reports(tmp_path, tiny_model_dir, backend):
     case = Case("tiny", backend, steps=2, prompts=2, generations=2, completion_tokens=6,
                 micro_batch=4 if backend == "hf" else 0, settings=("nogc",) if backend == "hf" else ())
     row = bench_train.run_case(case, tmp_path, str(tiny_model_dir))
@@ -83,15 +89,12 @@ def test_case_runs_and_reports(tmp_path, tiny_model_dir, monkeypatch, backend):
     assert row["generation_seconds"] > phases["generate"] and phases["other"] > 0
 
 
+@pytest.mark.usefixtures("tiny_shape")
 @pytest.mark.parametrize("settings", [(), ("repeatkv",)], ids=["grouped-kv", "repeatkv"])
 def test_loop_rollout_case_decodes_through_the_static_loop(tmp_path, tiny_model_dir, monkeypatch, settings):
     """Each step's rollout goes through the loop; ``repeatkv`` turns its grouped-query attention off."""
     from grpo.train import rollout
 
-    monkeypatch.setitem(bench_train.SHAPES, "tiny", {
-        "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400, "max_position_embeddings": 512,
-        "tie_word_embeddings": True})
     calls = []
     original = rollout.StaticLoopRollouts.__call__
     monkeypatch.setattr(rollout.StaticLoopRollouts, "__call__",
@@ -104,13 +107,10 @@ def test_loop_rollout_case_decodes_through_the_static_loop(tmp_path, tiny_model_
     assert row["completions_per_step"] == 4 and row["seconds_per_step"] > row["generation_seconds"] > 0
 
 
-def test_continuous_batching_case_generates_through_generate_batch(tmp_path, tiny_model_dir, monkeypatch):
+@pytest.mark.usefixtures("tiny_shape")
+def test_continuous_batching_case_generates_through_generate_batch(tmp_path, tiny_model_dir):
     """`hf:continuous`: TRL's rollouts go through transformers' continuous batching (``generate_batch``), whose time
     is the row's ``generate`` phase."""
-    monkeypatch.setitem(bench_train.SHAPES, "tiny", {
-        "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400, "max_position_embeddings": 512,
-        "tie_word_embeddings": True})
     case = parse_case("tiny:hf:continuous", 2)
     row = bench_train.run_case(replace(case, prompts=2, generations=2, completion_tokens=4), tmp_path,
                                str(tiny_model_dir))
