@@ -2,6 +2,10 @@
 64 x 256 tokens inside the step, 0.50 s in bench kv at batch 64), without the trainer: the same random
 SmolLM2-shaped model and rollout hook, one setting changed at a time.
 
+The last two variants decode the LoRA policy through grpo.train.merged_copy's merged copy (2026-11-30: 1.45 s a
+rollout inside the bench's step against 1.28 s through the adapter layers, unexplained), and print the copy's
+refresh time.
+
 Usage (device, after the lite wheels): python3 scripts/diag_rollout_gap.py TOKENIZER_DIR
 Prints one line per variant: seconds per rollout (median of 3 after a warm-up), host seconds spent enqueuing the
 decode steps, and dynamo's recompile / graph-break counters.
@@ -18,6 +22,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, GenerationConfig
 
+from grpo.bench.decode import timed
 from grpo.bench.train_step import Case, _dataset, materialize_shape
 from grpo.config import ModelSection
 from grpo.models.loading import load
@@ -72,6 +77,8 @@ def main(tokenizer_dir: str) -> None:
         ("lora train-mode greedy", model, True, greedy, False),
         ("plain model (no LoRA) eval-mode greedy", plain, False, greedy, False),
         ("plain model (no LoRA) eval-mode sampled", plain, False, sampled, False),
+        ("lora train-mode through a merged copy, sampled", model, True, sampled, True),
+        ("lora train-mode through a merged copy, greedy", model, True, greedy, True),
     ]
     for name, target, train_mode, config, merged in variants:
         torch._dynamo.utils.counters.clear()
@@ -84,6 +91,10 @@ def main(tokenizer_dir: str) -> None:
         print(f"{name}: {seconds:.3f} s per rollout, {1000 * seconds / 256:.2f} ms/token, host enqueue "
               f"{host:.3f} s, loop calls {rollouts.loop_calls}, generate calls {rollouts.generate_calls}, "
               f"dynamo {stats}, graph breaks {breaks}", flush=True)
+        if rollouts.merged is not None:
+            refresh = statistics.median(timed(rollouts.merged.refresh)[0] for _ in range(5))
+            print(f"  merged copy: {rollouts.merged.merged_bytes / 2**20:.0f} MiB, refresh {1000 * refresh:.1f} ms",
+                  flush=True)
 
 
 if __name__ == "__main__":

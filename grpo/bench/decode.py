@@ -57,15 +57,21 @@ class KVRow:
         return {**asdict(self), **{name: getattr(self, name) for name in derived}}
 
 
-def _timed(decode, new_tokens: int) -> float:
-    """Seconds ``decode()`` takes (the GPU drained before and after); it must return exactly ``new_tokens``."""
+def timed(call) -> tuple[float, object]:
+    """``(seconds, call())``: the wall time of ``call()`` with the GPU drained before and after (queued kernels count
+    where they run, not where they were launched)."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     started = time.perf_counter()
-    generated = decode()
+    result = call()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started, result
+
+
+def _timed(decode, new_tokens: int) -> float:
+    """Seconds ``decode()`` takes (see :func:`timed`); it must return exactly ``new_tokens``."""
+    elapsed, generated = timed(decode)
     if generated != new_tokens:
         raise RuntimeError(f"generated {generated} tokens, expected exactly {new_tokens}")
     return elapsed

@@ -112,22 +112,42 @@ def lora_config(lora: LoraSection):
 
 def keep_one_input_grads_hook(model) -> None:
     """Make ``model.enable_input_require_grads`` replace its forward hook on the input embeddings instead of adding
-    one more.
+    one more, and make that hook act only when gradients are enabled.
 
-    Why: with gradient checkpointing on a PEFT model, TRL (1.15, 1.16) turns checkpointing off around every rollout
-    and on again after it, and transformers (5.17) ``gradient_checkpointing_enable`` then calls
+    Why one hook: with gradient checkpointing on a PEFT model, TRL (1.15, 1.16) turns checkpointing off around every
+    rollout and on again after it, and transformers (5.17) ``gradient_checkpointing_enable`` then calls
     ``enable_input_require_grads``, which registers a new hook without removing the one before (it forgets the old
     handles). A run gathered two more hooks on the embeddings every GRPO step, each called in every forward: 2,000
     after 1,000 steps. The instance attribute shadows the method for every caller (TRL reaches it through the
-    PeftModel's attribute forwarding), and the hook itself is transformers' own.
+    PeftModel's attribute forwarding); the hooks are transformers' own, found on the modules it chose.
+
+    Why only with gradients: the hook calls ``requires_grad_`` on the embeddings' output, which torch.compile cannot
+    trace. The static decode loop's compiled step (under ``inference_mode``) broke its graph there: on an H200 the
+    GRPO bench's rollouts ran as several CUDA graphs with Python between them (dynamo's graph-break log,
+    docs/benchmarks.md). Decoding needs no gradients, so there the hook now does nothing and the step compiles whole.
     """
     register = model.enable_input_require_grads
 
     def enable_input_require_grads() -> None:
         model.disable_input_require_grads()
         register()
+        for handle in getattr(model, "_require_grads_hooks", []):
+            hooks = handle.hooks_dict_ref()  # the embedding module's forward-hook dict
+            if hooks is not None and handle.id in hooks:
+                hooks[handle.id] = _only_with_gradients(hooks[handle.id])
 
     model.enable_input_require_grads = enable_input_require_grads
+
+
+def _only_with_gradients(hook):
+    """``hook``, skipped when gradients are disabled (``torch.no_grad``, ``inference_mode``): torch.compile reads the
+    grad mode as a constant of the graph, so the skipped call leaves nothing to trace."""
+    import torch
+
+    def hook_with_gradients(module, args, output):
+        return hook(module, args, output) if torch.is_grad_enabled() else None
+
+    return hook_with_gradients
 
 
 def _load_hf(model_cfg: ModelSection, path: str, gradient_checkpointing: bool):

@@ -139,3 +139,21 @@ def test_gradient_checkpointing_toggled_per_rollout_keeps_one_input_grads_hook(t
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     assert len(embeddings._forward_hooks) == 1
     assert embeddings(torch.tensor([[1, 2]])).requires_grad
+
+
+def test_input_grads_hook_does_nothing_without_gradients_so_decoding_compiles_whole(tiny_model_dir):
+    """The hook's ``requires_grad_`` broke the static loop's compiled decode step in two (H200 graph-break log); under
+    ``inference_mode`` it must leave the output alone and let dynamo trace the forward as one graph."""
+    import torch
+
+    loaded = models.load(ModelSection(name=str(tiny_model_dir), backend="hf", gradient_checkpointing=True))
+    model = loaded.model
+    model.enable_input_require_grads()  # as TRL does for a PEFT model with checkpointing
+    ids = torch.tensor([[1, 2, 3]])
+    assert model.get_input_embeddings()(ids).requires_grad  # training still gets gradients into the inputs
+    with torch.no_grad():
+        assert not model.get_input_embeddings()(ids).requires_grad
+    torch._dynamo.reset()
+    forward = torch.compile(lambda x: model(input_ids=x).logits, backend="eager", fullgraph=True)
+    with torch.inference_mode():
+        forward(ids)  # fullgraph: a graph break would raise

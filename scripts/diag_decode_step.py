@@ -1,0 +1,111 @@
+"""What one decode step of the static loop costs at batch 64 on a GPU, and what would shorten it (issue 15's 1.5 ms
+target; 2026-11-30, H200: 1.97 ms a step in `grpo bench kv`, which measures batches 1, 8, 64, 256 in one process).
+
+Each variant runs in a fresh process on the random SmolLM2-135M-shaped model, greedy, 256 new tokens, prompts of the
+bench's chat template, no eos (every row decodes all tokens):
+  reduce-overhead   the loop as shipped (torch.compile mode reduce-overhead), batch 64 only
+  after-batch-8     the same, but a batch of 8 compiles first, as in `grpo bench kv` (a second batch size makes
+                    dynamo recompile the step with a dynamic batch dimension)
+  max-autotune      torch.compile mode max-autotune (Triton GEMM templates, CUDA graphs)
+  freezing          inductor's freezing (weights become constants: only for a model that never changes, `grpo eval`)
+Prints per variant: seconds of the first call (compile and graph record), ms per step over 256 tokens (median of
+3, prefill included as in bench kv), and for reduce-overhead a profile of 16 steps: GPU kernels per step and GPU
+busy ms per step (kernel time summed).
+
+Usage (device, after the lite wheels): python3 scripts/diag_decode_step.py TOKENIZER_DIR [VARIANT ...]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from grpo.bench.decode import timed
+
+VARIANTS = ("reduce-overhead", "after-batch-8", "max-autotune", "freezing")
+
+
+def _inputs(tokenizer, batch: int):
+    from grpo.bench.decode import PROMPT
+
+    tokenizer.padding_side = "left"
+    encoded = tokenizer.apply_chat_template([PROMPT] * batch, add_generation_prompt=True, padding=True,
+                                            return_tensors="pt", return_dict=True).to("cuda")
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
+def _decoder(model, tokenizer, batch: int):
+    from grpo.eval.static_decode import StaticDecoder
+
+    ids, mask = _inputs(tokenizer, batch)
+    decoder = StaticDecoder(model, ids.shape[1] + 256, 256, eos_ids=(), pad_id=tokenizer.pad_token_id)
+    return decoder, ids, mask
+
+
+def _profile(decoder, steps: int = 16) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            decoder.step()
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy_us = sum(e.device_time for e in kernels)
+    names: dict[str, float] = {}
+    for event in kernels:
+        names[event.name] = names.get(event.name, 0.0) + event.device_time
+    top = sorted(names.items(), key=lambda item: -item[1])[:8]
+    return {"kernels_per_step": len(kernels) / steps, "gpu_busy_ms_per_step": busy_us / 1000 / steps,
+            "top_kernels_ms_per_step": {name[:80]: round(us / 1000 / steps, 4) for name, us in top}}
+
+
+def run_variant(variant: str, tokenizer_dir: str) -> dict:
+    import torch._inductor.config as inductor_config
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from grpo.bench.train_step import materialize_shape
+    from grpo.eval import static_decode
+
+    if variant == "freezing":
+        inductor_config.freezing = True
+    if variant == "max-autotune":
+        static_decode._COMPILED_STEPS[False] = torch.compile(static_decode._decode_step, mode="max-autotune")
+    folder = materialize_shape("smollm2-135m", Path(tempfile.mkdtemp()), tokenizer_dir)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to("cuda").eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    result: dict = {"variant": variant}
+    if variant == "after-batch-8":
+        small, ids8, mask8 = _decoder(model, tokenizer, 8)
+        result["batch8_first_call_s"] = timed(lambda: small(ids8, mask8))[0]
+    decoder, ids, mask = _decoder(model, tokenizer, 64)
+    result["first_call_s"] = timed(lambda: decoder(ids, mask))[0]
+    times = [timed(lambda: decoder(ids, mask))[0] for _ in range(3)]
+    result["ms_per_step"] = 1000 * statistics.median(times) / 256
+    if variant == "reduce-overhead":
+        decoder.prefill(ids, mask)
+        result.update(_profile(decoder))
+    stats = dict(torch._dynamo.utils.counters["stats"])
+    result["unique_graphs"] = stats.get("unique_graphs")
+    return result
+
+
+def main(tokenizer_dir: str, variants: list[str]) -> None:
+    for variant in variants or VARIANTS:
+        done = subprocess.run([sys.executable, __file__, "--one", variant, tokenizer_dir], capture_output=True,
+                              text=True, timeout=600)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        print(lines[-1] if lines else json.dumps({"variant": variant, "failed": done.stderr[-1500:]}), flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--one":
+        print(json.dumps(run_variant(sys.argv[2], sys.argv[3])), flush=True)
+    else:
+        main(sys.argv[1], sys.argv[2:])
