@@ -142,8 +142,10 @@ def test_gradient_checkpointing_toggled_per_rollout_keeps_one_input_grads_hook(t
 
 
 def test_input_grads_hook_does_nothing_without_gradients_so_decoding_compiles_whole(tiny_model_dir):
-    """The hook's ``requires_grad_`` broke the static loop's compiled decode step in two (H200 graph-break log); under
-    ``inference_mode`` it must leave the output alone and let dynamo trace the forward as one graph."""
+    """The hook's ``requires_grad_`` broke the static loop's compiled decode step in two (H200, torch 2.11: dynamo's
+    graph-break log); without gradients it must leave the output alone, and the forward must trace as one graph.
+    The first check is what fails without the fix here: torch 2.13's dynamo traces the old hook's call too, so the
+    fullgraph trace guards against other breaks in the forward, and against the old one on torch 2.11."""
     import torch
 
     loaded = models.load(ModelSection(name=str(tiny_model_dir), backend="hf", gradient_checkpointing=True))
