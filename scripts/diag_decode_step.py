@@ -31,25 +31,18 @@ from pathlib import Path
 
 import torch
 
-from grpo.bench.decode import timed
+from grpo.bench.decode import prompt_batch, timed
 
 VARIANTS = ("reduce-overhead", "after-batch-8", "max-autotune", "no-cudnn-attention", "freezing")
 DEFAULT_VARIANTS = ("reduce-overhead", "no-cudnn-attention", "freezing")
 
 
-def _inputs(tokenizer, batch: int):
-    from grpo.bench.decode import PROMPT
-
-    tokenizer.padding_side = "left"
-    encoded = tokenizer.apply_chat_template([PROMPT] * batch, add_generation_prompt=True, padding=True,
-                                            return_tensors="pt", return_dict=True).to("cuda")
-    return encoded["input_ids"], encoded["attention_mask"]
-
-
 def _decoder(model, tokenizer, batch: int):
     from grpo.eval.static_decode import StaticDecoder
 
-    ids, mask = _inputs(tokenizer, batch)
+    tokenizer.padding_side = "left"
+    encoded = prompt_batch(tokenizer, batch, "cuda")
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
     decoder = StaticDecoder(model, ids.shape[1] + 256, 256, eos_ids=(), pad_id=tokenizer.pad_token_id)
     return decoder, ids, mask
 

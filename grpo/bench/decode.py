@@ -77,6 +77,13 @@ def _timed(decode, new_tokens: int) -> float:
     return elapsed
 
 
+def prompt_batch(tokenizer, batch: int, device) -> dict:
+    """``batch`` copies of :data:`PROMPT` through the chat template, padded as the tokenizer pads (the loop needs
+    left padding), on ``device``: the bench's decode input, shared with scripts/diag_decode_step.py."""
+    return tokenizer.apply_chat_template([PROMPT] * batch, add_generation_prompt=True, padding=True,
+                                         return_tensors="pt", return_dict=True).to(device)
+
+
 def _with_peak(measure):
     """``(measure(), peak GiB allocated during it)``; the peak is None without CUDA."""
     if not torch.cuda.is_available():
@@ -122,8 +129,7 @@ def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], unc
     device = next(model.parameters()).device
     rows = []
     for batch in batches:
-        inputs = tokenizer.apply_chat_template([PROMPT] * batch, add_generation_prompt=True, padding=True,
-                                               return_tensors="pt", return_dict=True).to(device)
+        inputs = prompt_batch(tokenizer, batch, device)
         # warm-up; with the static cache at the longest length, since generate sizes its cache (a compiled shape) by
         # prompt + max_new_tokens and a shorter warm-up left the first timed row paying a recompilation
         _timed_generate(model, inputs, max(lengths) if cache_implementation == "static" else 8, True,

@@ -122,9 +122,10 @@ def keep_one_input_grads_hook(model) -> None:
     PeftModel's attribute forwarding); the hooks are transformers' own, found on the modules it chose.
 
     Why only with gradients: the hook calls ``requires_grad_`` on the embeddings' output, which torch.compile (2.11,
-    the GPU image's) cannot trace. The static decode loop's compiled step (under ``inference_mode``) broke its graph there: on an H200 the
-    GRPO bench's rollouts ran as several CUDA graphs with Python between them (dynamo's graph-break log,
-    docs/benchmarks.md). Decoding needs no gradients, so there the hook now does nothing and the step compiles whole.
+    the GPU image's) cannot trace. The static decode loop's compiled step (under ``inference_mode``) broke its graph
+    there: on an H200 the GRPO bench's rollouts ran as several CUDA graphs with Python between them (dynamo's
+    graph-break log, docs/benchmarks.md). Decoding needs no gradients, so there the hook now does nothing and the
+    step compiles whole.
     """
     register = model.enable_input_require_grads
 
