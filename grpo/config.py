@@ -172,14 +172,17 @@ class TrainSection(_Section):
         False, description="with rollout_decoder static_loop: decode a LoRA policy's rollouts through a copy with "
         "the adapter merged into the weights, refreshed before every rollout (fewer kernels per token; the samples "
         "then come from bf16-rounded merged weights, an uncorrected off-policy gap, on a CPU about bf16's own against "
-        "float32; on an H200 as fast as the plain model outside the trainer, not yet measured inside it since a "
-        "graph break there was fixed, docs/benchmarks.md)")
+        "float32; on an H200 as fast as the plain model outside the trainer, but slower than the adapter layers "
+        "inside the GRPO step, for a reason not yet found, docs/benchmarks.md)")
     generation_kwargs: dict[str, Any] = Field(default_factory=dict)
     dynamic_sampling: DynamicSamplingSection = DynamicSamplingSection()
     warm_start: WarmStartSection = WarmStartSection()
     collapse_guard: CollapseGuardSection = CollapseGuardSection()
     time_limit_minutes: float | None = Field(
         None, gt=0, description="stop with a checkpoint this long after the trainer is built, warm start and evals included (resume to continue)")
+    stall_report_minutes: float | None = Field(
+        10, gt=0, description="when no training step has ended for this long, print every thread's stack to stderr "
+        "(again every as long while none does; the run goes on); null turns it off")
     logging_steps: int = Field(1, gt=0)
     save_steps: int = Field(50, gt=0)
     save_total_limit: int | None = Field(2, gt=0)

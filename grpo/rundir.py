@@ -44,7 +44,7 @@ MODEL_CARD = "README.md"
 LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "unsloth", "grpo-pipeline")
 # Keys that may change between a run and its resumption (everything else must match).
 RESUMABLE_CHANGES = {"train.max_steps", "train.save_steps", "train.logging_steps", "train.time_limit_minutes",
-                     "eval.before_after"}
+                     "train.stall_report_minutes", "eval.before_after"}
 
 
 def library_versions() -> dict[str, str | None]:

@@ -13,6 +13,15 @@
 # The run directory lives in $GRPO_RUNS (default /tmp/grpo-runs): a later call on the same warm machine resumes
 # from there; on a fresh machine the carried parts in .devcarry/resume/ are unpacked first. Several runs can share
 # one GPU: start this script once per run, in the background, and `wait`.
+# DEADLINE_S: the seconds this script may take in all (the device call's limit less what ran before it, e.g.
+# DEADLINE_S=$((570 - SECONDS)) in the call's command). Training is then stopped PACK_RESERVE_S (default 40) seconds
+# before it with SIGABRT, which makes Python print every thread's stack into the console log (PYTHONFAULTHANDLER),
+# the final eval is skipped when no time is left for it, and the records are packed before the call ends. Records
+# (and the checkpoint parts) are packed whatever happened to the training: after a failure or the deadline the
+# script exits 1 with them in $OUT. Why: on 2026-12-01 two GSM8K calls stalled mid-run and the call's own limit
+# killed them first, so nothing came back but what a third call could still find on the machine
+# (docs/learning.md, "GSM8K through the static decode loop"). For a stall inside a chunk, pass a short
+# train.stall_report_minutes (e.g. 2): the stacks are printed while the run still goes on.
 # Needs trl, datasets and pydantic (the staged wheels) and the SmolLM2 GGUF at $GRPO_SMOLLM2_SOURCE (see
 # ../shared/device/README.md); GSM8K configs take data.path=.devcarry/gsm8k.
 set -euo pipefail
@@ -32,20 +41,34 @@ fi
 mode=--overwrite
 if ls -d "$run"/checkpoint-* >/dev/null 2>&1; then mode=--resume; fi
 echo "[gpu_learn] $name: $mode up to step $target" | tee -a "$log"
-python3 -m grpo.cli train "$config" run.name="$name" run.output_dir="$runs" train.max_steps="$target" "$@" $mode \
-  >>"$log" 2>&1 || { echo "[gpu_learn] $name: training failed; end of its log:"; tail -n 40 "$log"; exit 1; }
-if [ "${FINAL_EVAL:-1}" = 1 ]; then
+# A command bounded by the deadline (the reserve kept for packing); unbounded without DEADLINE_S.
+bounded() {
+  if [ -z "${DEADLINE_S:-}" ]; then "$@"; return; fi
+  local left=$((DEADLINE_S - ${PACK_RESERVE_S:-40} - SECONDS))
+  if [ "$left" -le 0 ]; then echo "[gpu_learn] $name: no time left before the deadline for: $*" | tee -a "$log"; return 124; fi
+  PYTHONFAULTHANDLER=1 timeout -s ABRT -k 10 "$left" "$@"
+}
+status=0
+bounded python3 -m grpo.cli train "$config" run.name="$name" run.output_dir="$runs" train.max_steps="$target" "$@" \
+  $mode >>"$log" 2>&1 || status=$?
+if [ "$status" != 0 ]; then
+  tail -n 40 "$log"
+  echo "[gpu_learn] $name: training stopped with status $status (124 or 134: the deadline; every thread's stack is at" \
+    "the end of console.log, unless the fault handler crashed printing them: 139); above: the end of its log" \
+    | tee -a "$log"
+elif [ "${FINAL_EVAL:-1}" = 1 ]; then
   limit=()
   [ -n "${EVAL_LIMIT:-}" ] && limit=(--limit "$EVAL_LIMIT")
   rm -rf "$run/eval"
-  python3 -m grpo.cli eval "$run" "${limit[@]}" --max-new-tokens "${EVAL_TOKENS:-256}" --out "$run/eval" \
-    >>"$log" 2>&1 || echo "[gpu_learn] $name: final eval failed (see its log)"
+  bounded python3 -m grpo.cli eval "$run" "${limit[@]}" --max-new-tokens "${EVAL_TOKENS:-256}" --out "$run/eval" \
+    >>"$log" 2>&1 || echo "[gpu_learn] $name: final eval failed or ran out of time (see its log)" | tee -a "$log"
 fi
+mkdir -p "$run"
 cp "$log" "$run/console.log"
 tar -C "$runs" -czf "$out/$name.records.tar.gz" --exclude="$name/checkpoint-*" --exclude="$name/adapter" \
   --exclude="$name/tensorboard" "$name"
-if [ "${PACK_CHECKPOINT:-0}" = 1 ]; then
-  newest=$(ls -d "$run"/checkpoint-* | sort -t- -k2 -n | tail -n 1)
+newest=$( (ls -d "$run"/checkpoint-* 2>/dev/null || true) | sort -t- -k2 -n | tail -n 1)
+if [ "${PACK_CHECKPOINT:-0}" = 1 ] && [ -n "$newest" ]; then
   excludes=(--exclude="$name/tensorboard")
   for checkpoint in "$run"/checkpoint-*; do
     [ "$checkpoint" = "$newest" ] || excludes+=(--exclude="$name/$(basename "$checkpoint")")
@@ -53,5 +76,6 @@ if [ "${PACK_CHECKPOINT:-0}" = 1 ]; then
   tar -C "$runs" -c "${excludes[@]}" "$name" | split -b 15m -d - "$out/$name.ckpt.tar.part"
   echo "[gpu_learn] $name: to continue on a fresh machine, copy $name.ckpt.tar.part* into $carried/ and carry it"
 fi
-echo "[gpu_learn] $name: done at $(basename "$(ls -d "$run"/checkpoint-* | sort -t- -k2 -n | tail -n 1)")"
+echo "[gpu_learn] $name: newest checkpoint: $( [ -n "$newest" ] && basename "$newest" || echo none)"
 grep -h "accuracy\|problems" "$run/eval/summary.md" 2>/dev/null | sed "s/^/[gpu_learn] $name final eval: /" || true
+[ "$status" = 0 ] || exit 1

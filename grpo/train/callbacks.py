@@ -1,9 +1,12 @@
-"""Trainer callbacks: the metrics JSONL file and the periodic held-out evaluation."""
+"""Trainer callbacks: the metrics JSONL file, the periodic held-out evaluation, the time limit and the stall report."""
 
 from __future__ import annotations
 
 import json
+import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +101,69 @@ class TimeLimit(TrainerCallback):
             if distributed.is_main_process():
                 self.say(f"[grpo] time limit of {self.seconds / 60:g} min reached at step {state.global_step}; "
                          "checkpoint saved, continue with --resume")
+
+
+class StallReport(TrainerCallback):
+    """Print every thread's Python stack to ``file`` (stderr) when no training step has ended for ``minutes``, and
+    again every ``minutes`` while none does; the run itself goes on.
+
+    Why: a run that stops making progress (a hung rollout, a deadlock in a compile worker) otherwise says nothing,
+    and whatever kills it later (a scheduler's limit, a device call's) leaves no trace of where it was. On
+    2026-12-01 two GSM8K runs on an H200 stopped logging mid-step and were killed minutes later with no clue
+    (docs/learning.md). A daemon thread watches the clock and reads the other threads' frames with
+    ``sys._current_frames`` while holding the GIL. Not ``faulthandler.dump_traceback_later``: its C watchdog walks
+    the frames without the GIL, and on the H200 (Python 3.12, torch 2.11) its dump during the first step's
+    compilation crashed the run with a segmentation fault. The clock restarts when training begins and at every
+    step end (after the held-out evaluation when that callback comes first), so a long first step (compilation) or
+    an evaluation counts only while it runs. A thread stuck in C code while holding the GIL also stops this one,
+    and then nothing is printed.
+    """
+
+    def __init__(self, minutes: float, file=None, clock=time.monotonic):
+        self.seconds, self.file, self.clock = 60 * minutes, file, clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_step_end = clock()
+        self._step = 0
+        self._reports = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._restart(state.global_step)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="grpo-stall-report", daemon=True)
+            self._thread.start()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._restart(state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+
+    def close(self) -> None:
+        """Stop watching (also when training ended with an exception, which skips ``on_train_end``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _restart(self, step: int) -> None:
+        self._last_step_end, self._step, self._reports = self.clock(), step, 0
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(self.seconds / 10, 30.0)):
+            idle = self.clock() - self._last_step_end
+            if idle >= self.seconds * (self._reports + 1):
+                self._reports += 1
+                self._report(idle)
+
+    def _report(self, idle: float) -> None:
+        names = {thread.ident: thread.name for thread in threading.enumerate()}
+        lines = [f"[grpo] no training step has ended for {idle / 60:.1f} min (the last was step {self._step}); "
+                 "every thread's stack follows, most recent call last (the run goes on)"]
+        for ident, frame in sys._current_frames().items():
+            if ident == threading.get_ident():
+                continue  # this watcher
+            lines.append(f"Thread {names.get(ident, '?')} ({ident}):")
+            lines.append("".join(traceback.format_stack(frame)).rstrip())
+        stream = self.file or sys.stderr
+        stream.write("\n".join(lines) + "\n")
+        stream.flush()

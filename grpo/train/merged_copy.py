@@ -17,10 +17,10 @@ uncorrected off-policy gap; TRL corrects its vLLM rollouts' like gap by importan
 Hence opt-in (``train.rollout_merged_lora``). Measured on a CPU with a trained SmolLM2 adapter
 (docs/results/cpu-2026-11-30-merged-gap/), the gap was about as large as bf16's own against float32: log-probabilities
 0.02 apart per token on average. Outside the trainer the copy decodes as fast as the plain model (H200: 0.62 s for
-64 rollouts of 256 tokens, against 1.30 s through the adapter layers); inside the GRPO bench's step it was slower
-(1.44 s), because the input-grads hook TRL adds for gradient checkpointing, which the copy inherits, broke every
-decode step's compiled graph (fixed in :func:`grpo.models.loading.keep_one_input_grads_hook`, not yet
-re-measured). LoRA dropout does not apply to rollouts through the copy (it decodes in eval mode).
+64 rollouts of 256 tokens, against 1.30 s through the adapter layers); inside the GRPO bench's step it is slower
+(1.46 s, against 1.20 s through the adapter layers), for a reason not yet found: not the graph break the input-grads
+hook caused (:func:`grpo.models.loading.keep_one_input_grads_hook`), whose fix left the time unchanged
+(docs/benchmarks.md). LoRA dropout does not apply to rollouts through the copy (it decodes in eval mode).
 
 Only plain LoRA on ``nn.Linear`` layers is merged: no DoRA or other LoRA variants, no LoRA bias, no quantized base
 layers, no weight tied to another module (a LoRA on a tied ``lm_head`` would merge into the input embeddings too),

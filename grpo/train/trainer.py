@@ -22,10 +22,11 @@ from grpo.models import portable
 from grpo.train import preflight
 from grpo import rundir
 from grpo.train import trackers
-from grpo.train.callbacks import HeldOutEval, MetricsJsonl, TimeLimit
+from grpo.train.callbacks import HeldOutEval, MetricsJsonl, StallReport, TimeLimit
 from grpo.train.collapse_guard import CollapseGuard
 from grpo.train.completions_log import CompletionsJsonl
-from grpo.train.console import config_summary, filter_harmless_warnings, use_compact_progress
+from grpo.train.console import (UnscoredCompletionWarnings, config_summary, filter_harmless_warnings,
+                                use_compact_progress)
 from grpo.config import ConfigError, ModelSection, RunConfig
 from grpo.data.splits import load_splits, longest_prompt_tokens
 from grpo.train.dynamic_sampling import with_dynamic_sampling
@@ -253,6 +254,8 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
                                     config.eval.batch_size, config.eval.every_n_steps,
                                     run_dir / rundir.EVAL_SAMPLES_DIR, decoder=config.eval.decoder)
         callbacks.append(held_out_eval)
+    if config.train.stall_report_minutes:  # after the held-out eval: re-armed once a step's evaluation is done
+        callbacks.append(StallReport(config.train.stall_report_minutes))
     completions_log = None
     if config.logging.completions_every:
         completions_log = CompletionsJsonl(run_dir / rundir.COMPLETIONS_FILE, config.logging.completions_every)
@@ -354,8 +357,10 @@ def _train_or_explain_oom(trainer, checkpoint: str | None, config: RunConfig, lo
     memory free once the failed step's tensors are released."""
     import torch
 
+    unscored = UnscoredCompletionWarnings()
     try:
-        trainer.train(resume_from_checkpoint=checkpoint)
+        with unscored.installed():
+            trainer.train(resume_from_checkpoint=checkpoint)
     except torch.OutOfMemoryError:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -363,6 +368,13 @@ def _train_or_explain_oom(trainer, checkpoint: str | None, config: RunConfig, lo
         raise RunError(f"out of memory at step {trainer.state.global_step + 1}; the rollout's {plan.message()}; "
                        f"{_fitting_batch_hint(config, plan)} (weights and activations need memory too: halve it if "
                        "that is not enough), or set model.gradient_checkpointing: true") from None
+    finally:
+        for callback in trainer.callback_handler.callbacks:
+            if isinstance(callback, StallReport):  # a failed step skips on_train_end: no watcher outlives the run
+                callback.close()
+        if unscored.count:
+            _say(f"{unscored.count} rollout batches held a completion that no reward function scored (TRL gives "
+                 "it no advantage; the first is in train.log)")
 
 
 def _resume_point(run_dir: Path, max_steps: int) -> str | None:

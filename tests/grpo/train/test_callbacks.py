@@ -1,8 +1,12 @@
-"""grpo.train.callbacks.TimeLimit: a session's wall time, warm start and evaluations included, ends the run."""
+"""grpo.train.callbacks: TimeLimit (a session's wall time, warm start and evaluations included, ends the run) and
+StallReport (a run that stops making progress prints its threads' stacks)."""
+
+import io
+import time
 
 from transformers import TrainerControl, TrainerState
 
-from grpo.train.callbacks import TimeLimit
+from grpo.train.callbacks import StallReport, TimeLimit
 
 
 class FakeClock:
@@ -50,3 +54,39 @@ def test_the_main_process_decides_for_every_process():
     assert _step(local_says_go_on, 3).should_training_stop  # the main process's limit has passed
     clock.now += 60
     assert not _step(local_says_stop, 3).should_training_stop  # the main process's has not
+
+
+# grpo.train.callbacks.StallReport: a run that stops making progress prints where every thread is.
+
+def _watched(report, actions):
+    """Run ``actions`` between the report's train begin and train end; what it printed."""
+    report.on_train_begin(None, TrainerState(), TrainerControl())
+    try:
+        actions()
+    finally:
+        report.on_train_end(None, TrainerState(), TrainerControl())
+    return report.file.getvalue()
+
+
+def test_a_stall_prints_every_threads_stack_and_the_run_goes_on():
+    report = StallReport(0.5 / 60, file=io.StringIO())
+    printed = _watched(report, lambda: time.sleep(1.3))  # no step ends: two reports, 0.5 s apart
+    assert printed.count("no training step has ended for") >= 2  # said again while none ends
+    assert "the last was step 0" in printed
+    assert "Thread MainThread" in printed and "test_a_stall_prints_every_threads_stack_and_the_run_goes_on" in printed
+
+
+def test_steps_that_keep_ending_restart_the_clock_and_the_end_stops_the_watch():
+    report = StallReport(1.0 / 60, file=io.StringIO())
+
+    def steps():
+        for step in range(1, 16):  # 3 s of steps 0.2 s apart: longer than the limit in all, never between two
+            time.sleep(0.2)
+            state = TrainerState()
+            state.global_step = step
+            report.on_step_end(None, state, TrainerControl())
+
+    assert _watched(report, steps) == ""
+    time.sleep(1.5)  # past the limit after the end: the watch has stopped
+    assert report.file.getvalue() == "" and not report._thread.is_alive()
+

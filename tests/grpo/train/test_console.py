@@ -46,3 +46,37 @@ def test_only_the_known_harmless_warning_is_filtered():
                       "won't be used.")
         warnings.warn("something else")
     assert [str(w.message) for w in caught] == ["something else"]
+
+
+def test_trls_unscored_completion_warning_is_said_once_then_counted():
+    import inspect
+    import logging
+
+    import trl.trainer.grpo_trainer
+
+    from grpo.train.console import UnscoredCompletionWarnings
+
+    # the text and the logger are TRL's own, as the installed version writes them
+    assert UnscoredCompletionWarnings.MESSAGE in inspect.getsource(trl.trainer.grpo_trainer)
+    assert trl.trainer.grpo_trainer.logger.name == UnscoredCompletionWarnings.LOGGER
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger, keep = logging.getLogger(UnscoredCompletionWarnings.LOGGER), Keep()
+    logger.addHandler(keep)
+    unscored = UnscoredCompletionWarnings()
+    try:
+        with unscored.installed():
+            for batch in range(3):
+                logger.warning(f"All reward functions returned None for the following kwargs:\n{{'row': {batch}}}\n"
+                               "Please ensure that at least one reward function returns a valid reward.")
+            logger.warning("another warning")
+        logger.warning("All reward functions returned None (after training)")
+    finally:
+        logger.removeHandler(keep)
+    assert unscored.count == 3
+    assert len(records) == 3 and "{'row': 0}" in records[0] and "counted, not printed" in records[0]
+    assert records[1:] == ["another warning", "All reward functions returned None (after training)"]

@@ -239,3 +239,28 @@ def test_a_run_started_from_an_adapter_resumes_without_it(trained_run, tmp_path)
     resumed = load_file(tmp_path / "continued" / "adapter" / "adapter_model.safetensors")
     assert any(tensor.abs().sum() > 0 for name, tensor in first.items() if "lora_B" in name)  # not a fresh adapter
     assert all(torch.allclose(resumed[name], first[name], atol=1e-7) for name in first)
+
+
+def test_a_training_that_fails_stops_the_stall_watch_too(tmp_path, tiny_model_dir, monkeypatch):
+    """An exception inside trainer.train skips on_train_end; grpo train still stops the stall report's watcher, so a
+    notebook that caught the error gets no stack dumps every few minutes afterwards."""
+    import threading
+
+    from grpo.train import trainer as trainer_module
+
+    build = trainer_module._build_trainer
+
+    def build_failing(*args, **kwargs):
+        trainer, scorer = build(*args, **kwargs)
+
+        def compute_loss(*args, **kwargs):
+            raise RuntimeError("a reward server went away")
+
+        trainer.compute_loss = compute_loss
+        return trainer, scorer
+
+    monkeypatch.setattr(trainer_module, "_build_trainer", build_failing)
+    config = load_config(write_config(tmp_path, tiny_model_dir), ["eval.before_after=false", "eval.every_n_steps=null"])
+    with pytest.raises(RuntimeError, match="a reward server went away"):
+        trainer_module.train(config)
+    assert not [thread for thread in threading.enumerate() if thread.name == "grpo-stall-report"]
