@@ -15,10 +15,12 @@
 # one GPU: start this script once per run, in the background, and `wait`.
 # DEADLINE_S: the seconds this script may take in all (the device call's limit less what ran before it, e.g.
 # DEADLINE_S=$((570 - SECONDS)) in the call's command). Training is then stopped PACK_RESERVE_S (default 40) seconds
-# before it with SIGABRT, which makes Python print every thread's stack into the console log (PYTHONFAULTHANDLER),
-# the final eval is skipped when no time is left for it, and the records are packed before the call ends. Records
-# (and the checkpoint parts) are packed whatever happened to the training: after a failure or the deadline the
-# script exits 1 with them in $OUT. Why: on 2026-12-01 two GSM8K calls stalled mid-run and the call's own limit
+# before it with SIGABRT, which makes Python print every thread's stack into the console log (PYTHONFAULTHANDLER;
+# the signal reaches inductor's compile workers too, which print theirs; the C dumper can itself crash, as it did
+# once on the H200 while a graph compiled: then the stacks are cut short), the final eval is skipped when no time is
+# left for it, and the records are packed before the call ends. Records (and the newest complete checkpoint) are
+# packed whatever happened to the training: after a failure or the deadline the script exits 1 with them in $OUT
+# (the console log alone, as NAME.console.log, when the run directory was never made). Why: on 2026-12-01 two GSM8K calls stalled mid-run and the call's own limit
 # killed them first, so nothing came back but what a third call could still find on the machine
 # (docs/learning.md, "GSM8K through the static decode loop"). For a stall inside a chunk, pass a short
 # train.stall_report_minutes (e.g. 2): the stacks are printed while the run still goes on.
@@ -45,7 +47,7 @@ echo "[gpu_learn] $name: $mode up to step $target" | tee -a "$log"
 bounded() {
   if [ -z "${DEADLINE_S:-}" ]; then "$@"; return; fi
   local left=$((DEADLINE_S - ${PACK_RESERVE_S:-40} - SECONDS))
-  if [ "$left" -le 0 ]; then echo "[gpu_learn] $name: no time left before the deadline for: $*" | tee -a "$log"; return 124; fi
+  if [ "$left" -le 0 ]; then echo "[gpu_learn] $name: no time left before the deadline for: $*"; return 124; fi
   PYTHONFAULTHANDLER=1 timeout -s ABRT -k 10 "$left" "$@"
 }
 status=0
@@ -53,8 +55,8 @@ bounded python3 -m grpo.cli train "$config" run.name="$name" run.output_dir="$ru
   $mode >>"$log" 2>&1 || status=$?
 if [ "$status" != 0 ]; then
   tail -n 40 "$log"
-  echo "[gpu_learn] $name: training stopped with status $status (124 or 134: the deadline; every thread's stack is at" \
-    "the end of console.log, unless the fault handler crashed printing them: 139); above: the end of its log" \
+  echo "[gpu_learn] $name: training stopped with status $status (124: the deadline, every thread's stack at the end" \
+    "of console.log; 137: killed 10 s after it; 134 or 139: it crashed by itself); above: the end of its log" \
     | tee -a "$log"
 elif [ "${FINAL_EVAL:-1}" = 1 ]; then
   limit=()
@@ -63,11 +65,17 @@ elif [ "${FINAL_EVAL:-1}" = 1 ]; then
   bounded python3 -m grpo.cli eval "$run" "${limit[@]}" --max-new-tokens "${EVAL_TOKENS:-256}" --out "$run/eval" \
     >>"$log" 2>&1 || echo "[gpu_learn] $name: final eval failed or ran out of time (see its log)" | tee -a "$log"
 fi
-mkdir -p "$run"
+if [ ! -d "$run" ]; then  # never made: keep the log beside, a folder without grpo's marker would block --overwrite
+  cp "$log" "$out/$name.console.log"
+  echo "[gpu_learn] $name: no run directory; its console log is $name.console.log"
+  exit 1
+fi
 cp "$log" "$run/console.log"
 tar -C "$runs" -czf "$out/$name.records.tar.gz" --exclude="$name/checkpoint-*" --exclude="$name/adapter" \
   --exclude="$name/tensorboard" "$name"
-newest=$( (ls -d "$run"/checkpoint-* 2>/dev/null || true) | sort -t- -k2 -n | tail -n 1)
+# The newest complete checkpoint (a deadline can cut a save in half; grpo's --resume skips such a one too).
+newest=$(python3 -c "import sys; from pathlib import Path; from grpo.train.checkpoints import newest_complete
+print(newest_complete(Path(sys.argv[1]), say=lambda _: None) or '')" "$run")
 if [ "${PACK_CHECKPOINT:-0}" = 1 ] && [ -n "$newest" ]; then
   excludes=(--exclude="$name/tensorboard")
   for checkpoint in "$run"/checkpoint-*; do
@@ -76,6 +84,6 @@ if [ "${PACK_CHECKPOINT:-0}" = 1 ] && [ -n "$newest" ]; then
   tar -C "$runs" -c "${excludes[@]}" "$name" | split -b 15m -d - "$out/$name.ckpt.tar.part"
   echo "[gpu_learn] $name: to continue on a fresh machine, copy $name.ckpt.tar.part* into $carried/ and carry it"
 fi
-echo "[gpu_learn] $name: newest checkpoint: $( [ -n "$newest" ] && basename "$newest" || echo none)"
-grep -h "accuracy\|problems" "$run/eval/summary.md" 2>/dev/null | sed "s/^/[gpu_learn] $name final eval: /" || true
+echo "[gpu_learn] $name: newest complete checkpoint: $( [ -n "$newest" ] && basename "$newest" || echo none)"
 [ "$status" = 0 ] || exit 1
+grep -h "accuracy\|problems" "$run/eval/summary.md" 2>/dev/null | sed "s/^/[gpu_learn] $name final eval: /" || true

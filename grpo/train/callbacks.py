@@ -123,18 +123,18 @@ class StallReport(TrainerCallback):
         self.seconds, self.file, self.clock = 60 * minutes, file, clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_step_end = clock()
-        self._step = 0
-        self._reports = 0
+        self._last_step_end = (clock(), 0)  # (when, which step): one tuple, replaced whole by the training thread
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._restart(state.global_step)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._watch, name="grpo-stall-report", daemon=True)
+        self._last_step_end = (self.clock(), state.global_step)
+        if self._thread is None or not self._thread.is_alive():  # (a second train() of the same trainer)
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._watch, args=(self._stop,), name="grpo-stall-report",
+                                            daemon=True)
             self._thread.start()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self._restart(state.global_step)
+        self._last_step_end = (self.clock(), state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
         self.close()
@@ -145,19 +145,25 @@ class StallReport(TrainerCallback):
         if self._thread is not None:
             self._thread.join()
 
-    def _restart(self, step: int) -> None:
-        self._last_step_end, self._step, self._reports = self.clock(), step, 0
+    def _watch(self, stop: threading.Event) -> None:
+        """Report once ``seconds`` pass after a step end, and again every ``seconds`` until the next one. Only this
+        thread counts its reports, per step end seen, so the training thread never writes what it reads."""
+        seen, reports = None, 0
+        while not stop.wait(min(self.seconds / 10, 30.0)):
+            when, step = self._last_step_end
+            if (when, step) != seen:
+                seen, reports = (when, step), 0
+            idle = self.clock() - when
+            if idle >= self.seconds * (reports + 1):
+                reports += 1
+                try:
+                    self._report(idle, step)
+                except (OSError, ValueError):  # the stream was closed (a finished notebook cell): stop watching
+                    return
 
-    def _watch(self) -> None:
-        while not self._stop.wait(min(self.seconds / 10, 30.0)):
-            idle = self.clock() - self._last_step_end
-            if idle >= self.seconds * (self._reports + 1):
-                self._reports += 1
-                self._report(idle)
-
-    def _report(self, idle: float) -> None:
+    def _report(self, idle: float, step: int) -> None:
         names = {thread.ident: thread.name for thread in threading.enumerate()}
-        lines = [f"[grpo] no training step has ended for {idle / 60:.1f} min (the last was step {self._step}); "
+        lines = [f"[grpo] no training step has ended for {idle / 60:.1f} min (the last was step {step}); "
                  "every thread's stack follows, most recent call last (the run goes on)"]
         for ident, frame in sys._current_frames().items():
             if ident == threading.get_ident():

@@ -254,13 +254,15 @@ def test_a_training_that_fails_stops_the_stall_watch_too(tmp_path, tiny_model_di
         trainer, scorer = build(*args, **kwargs)
 
         def compute_loss(*args, **kwargs):
+            watching.extend(t for t in threading.enumerate() if t.name == "grpo-stall-report")
             raise RuntimeError("a reward server went away")
 
         trainer.compute_loss = compute_loss
         return trainer, scorer
 
+    watching = []  # the watcher threads alive when the step failed
     monkeypatch.setattr(trainer_module, "_build_trainer", build_failing)
     config = load_config(write_config(tmp_path, tiny_model_dir), ["eval.before_after=false", "eval.every_n_steps=null"])
     with pytest.raises(RuntimeError, match="a reward server went away"):
         trainer_module.train(config)
-    assert not [thread for thread in threading.enumerate() if thread.name == "grpo-stall-report"]
+    assert len(watching) == 1 and not watching[0].is_alive()
