@@ -20,9 +20,10 @@
 # once on the H200 while a graph compiled: then the stacks are cut short), the final eval is skipped when no time is
 # left for it, and the records are packed before the call ends. Records (and the newest complete checkpoint) are
 # packed whatever happened to the training: after a failure or the deadline the script exits 1 with them in $OUT
-# (the console log alone, as NAME.console.log, when the run directory was never made). Why: on 2026-12-01 two GSM8K calls stalled mid-run and the call's own limit
-# killed them first, so nothing came back but what a third call could still find on the machine
-# (docs/learning.md, "GSM8K through the static decode loop"). For a stall inside a chunk, pass a short
+# (the console log alone, as NAME.console.log, when the run directory was never made). Why: on 2026-12-01 two GSM8K
+# runs stalled mid-run and a limit outside the script (the call's, a `timeout` around it) stopped it before it
+# packed, so nothing came back but what a third call could still find on the machine (docs/learning.md, "GSM8K
+# through the static decode loop"). For a stall inside a chunk, pass a short
 # train.stall_report_minutes (e.g. 2): the stacks are printed while the run still goes on.
 # Needs trl, datasets and pydantic (the staged wheels) and the SmolLM2 GGUF at $GRPO_SMOLLM2_SOURCE (see
 # ../shared/device/README.md); GSM8K configs take data.path=.devcarry/gsm8k.

@@ -77,9 +77,9 @@ class UnscoredCompletionWarnings(logging.Filter):
     Why: TRL warns once per rollout batch in which some completion got no reward from any function, printing that
     row's whole prompt, reference and completion (about 2 KB). With rewards that answer None when unsure (an
     answer ``math_correctness`` cannot read, a gated reward on a wrong answer) a weak policy does that in most
-    batches: 139 times in 42 GSM8K steps (two processes) on 2026-12-01, most of train.log. TRL (1.15 and 1.16) leaves such a
-    completion out of its group's baseline and gives it no advantage; one example shows what the rewards could not
-    read, the count says how often.
+    batches: 139 times in 42 GSM8K steps (two processes) on 2026-12-01, most of train.log. TRL (1.15 and 1.16)
+    leaves such a completion out of its group's baseline and gives it no advantage; one example shows what the
+    rewards could not read, the count says how often.
     """
 
     MESSAGE = "All reward functions returned None"

@@ -254,7 +254,7 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
                                     config.eval.batch_size, config.eval.every_n_steps,
                                     run_dir / rundir.EVAL_SAMPLES_DIR, decoder=config.eval.decoder)
         callbacks.append(held_out_eval)
-    if config.train.stall_report_minutes:  # after the held-out eval: re-armed once a step's evaluation is done
+    if config.train.stall_report_minutes:  # after the held-out eval: its clock restarts once a step's eval is done
         callbacks.append(StallReport(config.train.stall_report_minutes))
     completions_log = None
     if config.logging.completions_every:
@@ -353,8 +353,10 @@ def _kv_preflight(config: RunConfig, args, loaded: LoadedModel, train_rows) -> N
 
 
 def _train_or_explain_oom(trainer, checkpoint: str | None, config: RunConfig, loaded: LoadedModel, splits) -> None:
-    """An out-of-memory step becomes one line with settings that would fit, from the KV-cache arithmetic on the
-    memory free once the failed step's tensors are released."""
+    """``trainer.train``, where an out-of-memory step becomes one line with settings that would fit, from the
+    KV-cache arithmetic on the memory free once the failed step's tensors are released. Around it: TRL's
+    unscored-completion warnings are said once and counted, and the stall report's watcher is stopped however the
+    training ends."""
     import torch
 
     unscored = UnscoredCompletionWarnings()
