@@ -10,6 +10,10 @@ bench's chat template, no eos (every row decodes all tokens):
   no-cudnn-attention  the loop with PyTorch's cuDNN attention backend switched off, so SDPA takes its
                     memory-efficient kernel (2026-12-01: cuDNN's flash kernel was 0.51 of the step's 1.63 GPU ms)
   freezing          inductor's freezing (weights become constants: only for a model that never changes, `grpo eval`)
+  flex-attention    decode steps attend with torch's FlexAttention (compiled into inductor's flex-decoding Triton
+                    kernel, grouped-query heads read in place, the padding mask as a score_mod) instead of SDPA
+  matmul-attention  decode steps attend with plain tensor ops (folded grouped query @ keys, float32 softmax, @ values)
+                    that inductor compiles and fuses itself
 Prints per variant: seconds of the first call (compile and graph record), ms per step over 256 tokens (median of
 3, prefill included as in bench kv), and a profile of 16 steps: GPU kernels per step, GPU busy ms per step (kernel
 time summed) and the kernels that take the most of it.
@@ -33,8 +37,45 @@ import torch
 
 from grpo.bench.decode import prompt_batch, timed
 
-VARIANTS = ("reduce-overhead", "after-batch-8", "max-autotune", "no-cudnn-attention", "freezing")
+VARIANTS = ("reduce-overhead", "after-batch-8", "max-autotune", "no-cudnn-attention", "freezing", "flex-attention",
+            "matmul-attention")
 DEFAULT_VARIANTS = ("reduce-overhead", "no-cudnn-attention", "freezing")
+
+
+def _decode_only(attend):
+    """An attention function for transformers that hands one-token decode steps to ``attend(query, key, value,
+    keep, scaling)`` (``keep``: batch x cache slots, True where a real token is) and everything else to SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+        if query.shape[2] != 1 or dropout or attention_mask is None or attention_mask.shape[1] != 1:
+            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                          scaling=scaling, **kwargs)
+        keep = attention_mask[:, 0, 0, :]
+        if keep.dtype != torch.bool:
+            keep = keep == 0
+        return attend(query, key, value, keep, scaling).transpose(1, 2).contiguous(), None
+
+    return attention
+
+
+def _flex_attend(query, key, value, keep, scaling):
+    from torch.nn.attention.flex_attention import flex_attention
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return torch.where(keep[b, kv_idx], score, -float("inf"))
+
+    return flex_attention(query, key, value, score_mod=score_mod, scale=scaling, enable_gqa=True)
+
+
+def _matmul_attend(query, key, value, keep, scaling):
+    batch, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    folded = query.reshape(batch, kv_heads, heads // kv_heads, dim).float()
+    scores = (folded @ key.float().transpose(-1, -2)) * (dim ** -0.5 if scaling is None else scaling)
+    scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
+    output = torch.softmax(scores, dim=-1) @ value.float()
+    return output.to(query.dtype).reshape(batch, heads, 1, dim)
 
 
 def _decoder(model, tokenizer, batch: int):
@@ -78,6 +119,13 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
         inductor_config.freezing = True
     if variant == "no-cudnn-attention":
         torch.backends.cuda.enable_cudnn_sdp(False)
+    if variant in ("flex-attention", "matmul-attention"):  # replaces the grouped decode attention's function
+        from transformers import AttentionInterface
+
+        from grpo.eval import grouped_attention
+
+        attend = _flex_attend if variant == "flex-attention" else _matmul_attend
+        AttentionInterface.register(grouped_attention.NAME, _decode_only(attend))
     if variant == "max-autotune":
         static_decode._COMPILED_STEPS[False] = torch.compile(static_decode._decode_step, mode="max-autotune")
     folder = materialize_shape("smollm2-135m", Path(tempfile.mkdtemp()), tokenizer_dir)

@@ -3,8 +3,9 @@
 SmolLM2-shaped model and rollout hook, one setting changed at a time.
 
 The last two variants decode the LoRA policy through grpo.train.merged_copy's merged copy (2026-11-30: 1.45 s a
-rollout inside the bench's step against 1.28 s through the adapter layers, unexplained), and print the copy's
-refresh time.
+rollout inside the bench's step against 1.28 s through the adapter layers), and print the copy's refresh time.
+(The gap inside the step was explained on 2026-12-01 by scripts/diag_rollout_in_trainer.py: TRL's patched forward
+made the copy run the policy; grpo.train.merged_copy now drops it.)
 
 Usage (device, after the lite wheels): python3 scripts/diag_rollout_gap.py TOKENIZER_DIR
 Prints one line per variant: seconds per rollout (median of 3 after a warm-up), host seconds spent enqueuing the

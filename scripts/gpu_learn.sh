@@ -23,8 +23,11 @@
 # (the console log alone, as NAME.console.log, when the run directory was never made). Why: on 2026-12-01 two GSM8K
 # runs stalled mid-run and a limit outside the script (the call's, a `timeout` around it) stopped it before it
 # packed, so nothing came back but what a third call could still find on the machine (docs/learning.md, "GSM8K
-# through the static decode loop"). For a stall inside a chunk, pass a short
-# train.stall_report_minutes (e.g. 2): the stacks are printed while the run still goes on.
+# through the static decode loop"). For a stall inside a chunk: scripts/stall_dump.sh watches the console log from
+# outside and, when it stops moving for STALL_DUMP_S seconds (default 150), appends py-spy's Python and native
+# stacks of the training processes to stacks.log (packed with the records); train.stall_report_minutes prints the
+# Python stacks from inside, but only while no thread holds the GIL, and one did in the stall of 2026-12-01 (third
+# session).
 # Needs trl, datasets and pydantic (the staged wheels) and the SmolLM2 GGUF at $GRPO_SMOLLM2_SOURCE (see
 # ../shared/device/README.md); GSM8K configs take data.path=.devcarry/gsm8k.
 set -euo pipefail
@@ -53,7 +56,13 @@ bounded() {
 }
 status=0
 bounded python3 -m grpo.cli train "$config" run.name="$name" run.output_dir="$runs" train.max_steps="$target" "$@" \
-  $mode >>"$log" 2>&1 || status=$?
+  $mode >>"$log" 2>&1 &
+training=$!
+# From outside the process: py-spy's stacks when the console log stops moving (scripts/stall_dump.sh says why).
+bash scripts/stall_dump.sh "$training" "$log" "$runs/$name.stacks.log" 2>>"$log" &
+stall_dump=$!
+wait "$training" || status=$?
+kill "$stall_dump" 2>/dev/null || true
 if [ "$status" != 0 ]; then
   tail -n 40 "$log"
   echo "[gpu_learn] $name: training stopped with status $status (124: the deadline, every thread's stack at the end" \
@@ -68,10 +77,12 @@ elif [ "${FINAL_EVAL:-1}" = 1 ]; then
 fi
 if [ ! -d "$run" ]; then  # never made: keep the log beside, a folder without grpo's marker would block --overwrite
   cp "$log" "$out/$name.console.log"
+  [ -f "$runs/$name.stacks.log" ] && cp "$runs/$name.stacks.log" "$out/$name.stacks.log"
   echo "[gpu_learn] $name: no run directory; its console log is $name.console.log"
   exit 1
 fi
 cp "$log" "$run/console.log"
+[ -f "$runs/$name.stacks.log" ] && cp "$runs/$name.stacks.log" "$run/stacks.log"
 tar -C "$runs" -czf "$out/$name.records.tar.gz" --exclude="$name/checkpoint-*" --exclude="$name/adapter" \
   --exclude="$name/tensorboard" "$name"
 # The newest complete checkpoint (a deadline can cut a save in half; grpo's --resume skips such a one too).

@@ -16,11 +16,9 @@ log-probabilities with the unmerged adapter and treats the samples as on-policy,
 uncorrected off-policy gap; TRL corrects its vLLM rollouts' like gap by importance sampling, this path does not.
 Hence opt-in (``train.rollout_merged_lora``). Measured on a CPU with a trained SmolLM2 adapter
 (docs/results/cpu-2026-11-30-merged-gap/), the gap was about as large as bf16's own against float32: log-probabilities
-0.02 apart per token on average. Outside the trainer the copy decodes as fast as the plain model (H200: 0.62 s for
-64 rollouts of 256 tokens, against 1.30 s through the adapter layers); inside the GRPO bench's step it is slower
-(1.46 s, against 1.20 s through the adapter layers), for a reason not yet found: not the graph break the input-grads
-hook caused (:func:`grpo.models.loading.keep_one_input_grads_hook`), whose fix left the time unchanged
-(docs/benchmarks.md). LoRA dropout does not apply to rollouts through the copy (it decodes in eval mode).
+0.02 apart per token on average. On an H200 the copy decodes 64 rollouts of 256 tokens inside the GRPO bench's step
+in 0.69 s, its refresh included, against 1.25 s through the adapter layers (docs/benchmarks.md). LoRA dropout does
+not apply to rollouts through the copy (it decodes in eval mode).
 
 Only plain LoRA on ``nn.Linear`` layers is merged: no DoRA or other LoRA variants, no LoRA bias, no quantized base
 layers, no weight tied to another module (a LoRA on a tied ``lm_head`` would merge into the input embeddings too),
@@ -74,6 +72,22 @@ def unmergeable_reason(model) -> str | None:
     return None
 
 
+def _drop_instance_forwards(model: nn.Module) -> None:
+    """Give every module of ``model`` its class's own ``forward`` back, removing any set on the instance.
+
+    Why: TRL's GRPOTrainer (1.15 and 1.16, ``add_fused_lm_head``) replaces the policy's ``forward`` on the instance
+    with a function that closes over the *original* model's bound ``forward``. A deep copy keeps that closure, so
+    the copy's forward ran the policy, through its adapter layers, and never read the merged weights: inside the
+    trainer the "merged" rollouts were the adapter's rollouts plus transformers' repeated key/value heads (the
+    copy's grouped-attention switch does not reach the policy's config), hence slower than the adapter layers alone
+    (H200, docs/benchmarks.md). The copy only decodes, so the class's forward (logits, no fused LM head) is the
+    one it needs.
+    """
+    for module in model.modules():
+        if "forward" in vars(module):
+            del module.forward
+
+
 class MergedCopy:
     """``model``: the adapter-free architecture of a PeftModel, sharing its frozen tensors, with a weight of its own
     for every LoRA-targeted projection (``merged_bytes`` in all). Call :meth:`refresh` before decoding."""
@@ -88,6 +102,7 @@ class MergedCopy:
         # deepcopy reuses whatever the memo maps: every tensor but the targeted weights stays shared
         shared = {id(t): t for t in [*base.parameters(), *base.buffers()] if id(t) not in targeted}
         self.model = copy.deepcopy(base, memo=shared)
+        _drop_instance_forwards(self.model)
         self._targets: list[torch.Tensor] = []
         for name, _ in self._layers:
             parent_name, _, child = name.rpartition(".")

@@ -36,8 +36,23 @@ def _change_adapter(model):
                 parameter.mul_(-1.5)
 
 
-def test_the_copy_computes_what_the_adapter_computes_and_follows_its_updates(tiny_model_dir):
+def _with_trls_fused_head(model):
+    """What GRPOTrainer does to the policy (TRL 1.15 and 1.16): its forward replaced on the instance by one that
+    calls the original model's bound forward."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    add_fused_lm_head(model.get_base_model())
+    assert "forward" in vars(model.get_base_model())
+    return model
+
+
+@pytest.mark.parametrize("patched_by_trl", [False, True], ids=["plain", "trl_fused_head"])
+def test_the_copy_computes_what_the_adapter_computes_and_follows_its_updates(tiny_model_dir, patched_by_trl):
+    """Also under TRL's patch of the policy's forward: a copy that ran the policy would follow the adapter without
+    a refresh."""
     model, tokenizer = _lora(tiny_model_dir)
+    if patched_by_trl:
+        _with_trls_fused_head(model)
     encoded = encode(tokenizer, PROMPTS)
     copy = MergedCopy(model)
     assert not any("lora" in name for name, _ in copy.model.named_parameters())

@@ -256,6 +256,28 @@ def test_grpo_train_with_the_static_loop_rollouts(tmp_path, tiny_model_dir, caps
         capsys.readouterr().out
 
 
+def test_grpo_train_decodes_through_the_merged_copy_itself(tmp_path, tiny_model_dir, monkeypatch):
+    """With train.rollout_merged_lora, the rollouts run the copy's own layers. (TRL's GRPOTrainer patches the
+    policy's forward on the instance; a copy that kept that patch ran the policy instead and never read its merged
+    weights, which a test outside the trainer does not see.)"""
+    from grpo.train import merged_copy
+
+    copy_layer_calls = []
+    build = merged_copy.MergedCopy.__init__
+
+    def counted_build(self, peft_model):
+        build(self, peft_model)
+        self.model.model.layers[0].register_forward_hook(lambda *_: copy_layer_calls.append(1))
+
+    monkeypatch.setattr(merged_copy.MergedCopy, "__init__", counted_build)
+    config = load_config(None, _tiny_run(tmp_path, tiny_model_dir, "merged", "train.max_steps=2",
+                                         "train.rollout_decoder=static_loop", "train.rollout_merged_lora=true"))
+    config_file = tmp_path / "merged.yaml"
+    config_file.write_text(to_yaml(config))
+    assert main(["train", str(config_file)]) == 0
+    assert len(copy_layer_calls) >= 2 * 8  # two rollouts of at least eight decode steps each
+
+
 def test_static_loop_with_a_backend_auto_that_picks_unsloth_is_refused(tmp_path, tiny_model_dir, monkeypatch,
                                                                           capsys):
     monkeypatch.setattr(trainer_module, "prepare_backend", lambda model: "unsloth")
