@@ -23,7 +23,8 @@ not apply to rollouts through the copy (it decodes in eval mode).
 Only plain LoRA on ``nn.Linear`` layers is merged: no DoRA or other LoRA variants, no LoRA bias, no quantized base
 layers, no weight tied to another module (a LoRA on a tied ``lm_head`` would merge into the input embeddings too),
 no ``modules_to_save`` or trainable biases, no other trainable tensors. :func:`unmergeable_reason` says why a model
-does not qualify, and the caller then decodes with the model itself.
+does not qualify, and the caller then decodes with the model itself; so does a copy whose forward, tried once when
+it is built, does not run its own merged layers.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def unmergeable_reason(model) -> str | None:
     return None
 
 
-def _drop_instance_forwards(model: nn.Module) -> None:
-    """Give every module of ``model`` its class's own ``forward`` back, removing any set on the instance.
+def _drop_instance_forwards(model: nn.Module, targeted_names: list[str]) -> None:
+    """Give the copy's targeted layers and every module above them their class's own ``forward`` back, removing
+    any set on the instance.
 
     Why: TRL's GRPOTrainer (1.15 and 1.16, ``add_fused_lm_head``) replaces the policy's ``forward`` on the instance
     with a function that closes over the *original* model's bound ``forward``. A deep copy keeps that closure, so
@@ -81,11 +83,32 @@ def _drop_instance_forwards(model: nn.Module) -> None:
     trainer the "merged" rollouts were the adapter's rollouts plus transformers' repeated key/value heads (the
     copy's grouped-attention switch does not reach the policy's config), hence slower than the adapter layers alone
     (H200, docs/benchmarks.md). The copy only decodes, so the class's forward (logits, no fused LM head) is the
-    one it needs.
+    one it needs there. A module with no targeted layer below it keeps a forward set on its instance (TRL's
+    float32 LM head is one): whatever it closes over computes with the frozen tensors the copy shares anyway.
     """
-    for module in model.modules():
-        if "forward" in vars(module):
+    above = {""}
+    for name in targeted_names:
+        parts = name.split(".")
+        above.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+    for name, module in model.named_modules():
+        if name in above and "forward" in vars(module):
             del module.forward
+
+
+def _runs_its_own_layers(model: nn.Module, layers: list[nn.Module]) -> bool:
+    """Whether one forward of ``model`` (a single token) runs each of ``layers``, the copy's merged projections.
+
+    Why: a forward patched in a way :func:`_drop_instance_forwards` does not undo could route the copy back into
+    the policy, as TRL's did, and the rollouts would silently decode through the adapter layers again."""
+    ran: set[int] = set()
+    handles = [layer.register_forward_pre_hook(lambda module, args: ran.add(id(module))) for layer in layers]
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.zeros(1, 1, dtype=torch.long, device=layers[0].weight.device), use_cache=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ran == {id(layer) for layer in layers}
 
 
 class MergedCopy:
@@ -102,19 +125,23 @@ class MergedCopy:
         # deepcopy reuses whatever the memo maps: every tensor but the targeted weights stays shared
         shared = {id(t): t for t in [*base.parameters(), *base.buffers()] if id(t) not in targeted}
         self.model = copy.deepcopy(base, memo=shared)
-        _drop_instance_forwards(self.model)
-        self._targets: list[torch.Tensor] = []
+        _drop_instance_forwards(self.model, [name for name, _ in self._layers])
+        merged_layers: list[nn.Linear] = []
         for name, _ in self._layers:
             parent_name, _, child = name.rpartition(".")
             copied_layer = self.model.get_submodule(name)
             parent = self.model.get_submodule(parent_name) if parent_name else self.model
             setattr(parent, child, copied_layer.base_layer)
-            self._targets.append(copied_layer.base_layer.weight)
+            merged_layers.append(copied_layer.base_layer)
+        self._targets = [layer.weight for layer in merged_layers]
         for target in self._targets:  # the copy's own tensors only: the shared ones belong to the policy
             target.requires_grad_(False)
         self.model.eval()  # decoding only: no gradient checkpointing or dropout, whatever mode the policy is in
         self.merged_bytes = sum(t.numel() * t.element_size() for t in self._targets)
         self.refresh()
+        if not _runs_its_own_layers(self.model, merged_layers):
+            raise ValueError("cannot decode through a merged copy: the copy's forward does not run its own merged "
+                             "layers (the model's forward is patched in a way the copy cannot undo)")
 
     @torch.no_grad()
     def refresh(self) -> None:

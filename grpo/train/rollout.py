@@ -10,7 +10,7 @@ import torch
 from transformers import GenerationConfig
 
 from grpo.eval import static_decode
-from grpo.train.merged_copy import MergedCopy, unmergeable_reason
+from grpo.train.merged_copy import MergedCopy
 
 logger = logging.getLogger("grpo")
 # What TRL's rollout call passes (``unwrapped_model.generate(**generate_inputs, generation_config=...)``, TRL 1.15
@@ -163,13 +163,13 @@ class StaticLoopRollouts:
         if not self.merge_lora or not hasattr(self.model, "get_base_model"):
             return self.model
         if self.merged is None:
-            reason = unmergeable_reason(self.model)
-            if reason is not None:
+            try:
+                self.merged = MergedCopy(self.model)
+            except ValueError as err:  # unmergeable_reason's, or a copy that would not run its own layers
                 self._say_once(f"rollout decoder static_loop: decoding through the LoRA layers, not a merged copy: "
-                               f"{reason}")
+                               f"{err}")
                 self.merge_lora = False
                 return self.model
-            self.merged = MergedCopy(self.model)
             self._say_once(f"rollout decoder static_loop: decoding with a merged copy of the LoRA policy "
                            f"({self.merged.merged_bytes / 2**20:.0f} MiB of merged weights), refreshed before every "
                            "rollout")

@@ -75,6 +75,41 @@ def test_the_loop_decodes_through_the_adapter_layers_unless_asked(tiny_model_dir
     assert rollouts.merged is None and rollouts.decoder.model is model
 
 
+def test_a_copy_that_would_not_run_its_own_layers_is_refused(tiny_model_dir, monkeypatch, caplog):
+    """Were TRL's patch (or another like it) not undone, the copy would run the policy: the copy checks itself when
+    it is built, and the rollouts then decode through the adapter layers, saying why."""
+    from grpo.train import merged_copy
+
+    monkeypatch.setattr(merged_copy, "_drop_instance_forwards", lambda model, names: None)
+    model, tokenizer = _lora(tiny_model_dir)
+    _with_trls_fused_head(model)
+    with pytest.raises(ValueError, match="does not run its own merged layers"):
+        MergedCopy(model)
+    encoded = encode(tokenizer, PROMPTS)
+    inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    rollouts = StaticLoopRollouts(model, model.generate, inputs["input_ids"].shape[1] + NEW, merge_lora=True)
+    with caplog.at_level(logging.WARNING, logger="grpo"):
+        rollouts(**inputs, generation_config=_greedy_config(tokenizer))
+    assert rollouts.merged is None and rollouts.decoder.model is model
+    assert "not a merged copy: cannot decode through a merged copy" in caplog.text
+
+
+def test_a_patched_forward_outside_the_adapter_is_kept(tiny_model_dir):
+    """Only the targeted layers and the modules above them lose a forward set on the instance: one on a module
+    without a targeted layer (TRL's float32 LM head sets one on lm_head) computes with tensors the copy shares."""
+    from types import MethodType
+
+    model, tokenizer = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"])
+    _with_trls_fused_head(model)
+    up = model.get_base_model().model.layers[0].mlp.up_proj
+    up.forward = MethodType(lambda self, x: torch.nn.functional.linear(x, self.weight) * 0.5, up)
+    copy = MergedCopy(model)
+    assert "forward" not in vars(copy.model)  # TRL's, above every targeted layer
+    assert "forward" in vars(copy.model.model.layers[0].mlp.up_proj)
+    encoded = encode(tokenizer, PROMPTS)
+    torch.testing.assert_close(_logits(copy.model, encoded), _logits(model, encoded), rtol=1e-4, atol=1e-4)
+
+
 def test_the_copy_shares_every_tensor_but_the_merged_weights(tiny_model_dir):
     model, _ = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"])
     copy = MergedCopy(model)
