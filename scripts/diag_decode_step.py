@@ -75,13 +75,15 @@ def _flex_attend(query, key, value, keep, scaling):
 
 
 def _matmul_attend(query, key, value, keep, scaling):
+    """Products in the cache's dtype, scores and softmax in float32 (2026-12-01: a first version multiplied in
+    float32, converting the whole cache every step, 0.40 ms of its 2.75 ms)."""
     batch, heads, _, dim = query.shape
     kv_heads = key.shape[1]
-    folded = query.reshape(batch, kv_heads, heads // kv_heads, dim).float()
-    scores = (folded @ key.float().transpose(-1, -2)) * (dim ** -0.5 if scaling is None else scaling)
+    folded = query.reshape(batch, kv_heads, heads // kv_heads, dim)
+    scores = (folded @ key.transpose(-1, -2)).float() * (dim ** -0.5 if scaling is None else scaling)
     scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
-    output = torch.softmax(scores, dim=-1) @ value.float()
-    return output.to(query.dtype).reshape(batch, heads, 1, dim)
+    output = torch.softmax(scores, dim=-1).to(value.dtype) @ value
+    return output.reshape(batch, heads, 1, dim)
 
 
 def _fused_attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None,

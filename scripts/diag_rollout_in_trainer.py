@@ -1,6 +1,7 @@
 """Why the static loop's rollouts through the merged LoRA copy take longer inside the GRPO bench's step than outside
 it (2026-12-01, H200: 1.46 s a rollout of 64 x 256 tokens inside `grpo bench train`'s step, 0.62 s in
-scripts/diag_rollout_gap.py; through the adapter layers 1.20 s inside, 1.30 s outside).
+scripts/diag_rollout_gap.py; through the adapter layers 1.20 s inside, 1.30 s outside). Its first run found the
+cause: the copy ran the policy, through TRL's patched forward (docs/benchmarks.md; fixed in grpo.train.merged_copy).
 
 Runs each bench case (default: `smollm2-135m:hf:loop:mb64` and its `:merged` variant, 4 steps) in its own
 process, with every rollout of the static loop instrumented: wall seconds (between device syncs), of which the

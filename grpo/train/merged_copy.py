@@ -24,7 +24,7 @@ Only plain LoRA on ``nn.Linear`` layers is merged: no DoRA or other LoRA variant
 layers, no weight tied to another module (a LoRA on a tied ``lm_head`` would merge into the input embeddings too),
 no ``modules_to_save`` or trainable biases, no other trainable tensors. :func:`unmergeable_reason` says why a model
 does not qualify, and the caller then decodes with the model itself; so does a copy whose forward, tried once when
-it is built, does not run its own merged layers.
+it is built, does not run all of its merged layers or runs any of the policy's adapter layers.
 """
 
 from __future__ import annotations
@@ -73,21 +73,22 @@ def unmergeable_reason(model) -> str | None:
     return None
 
 
-def _drop_instance_forwards(model: nn.Module, targeted_names: list[str]) -> None:
-    """Give the copy's targeted layers and every module above them their class's own ``forward`` back, removing
-    any set on the instance.
+def _drop_instance_forwards(model: nn.Module, merged_names: list[str]) -> None:
+    """Give the copy's merged layers and every module above them their class's own ``forward`` back, removing any
+    set on the instance.
 
     Why: TRL's GRPOTrainer (1.15 and 1.16, ``add_fused_lm_head``) replaces the policy's ``forward`` on the instance
     with a function that closes over the *original* model's bound ``forward``. A deep copy keeps that closure, so
     the copy's forward ran the policy, through its adapter layers, and never read the merged weights: inside the
     trainer the "merged" rollouts were the adapter's rollouts plus transformers' repeated key/value heads (the
     copy's grouped-attention switch does not reach the policy's config), hence slower than the adapter layers alone
-    (H200, docs/benchmarks.md). The copy only decodes, so the class's forward (logits, no fused LM head) is the
-    one it needs there. A module with no targeted layer below it keeps a forward set on its instance (TRL's
-    float32 LM head is one): whatever it closes over computes with the frozen tensors the copy shares anyway.
+    (H200, docs/benchmarks.md). The copy only decodes, so the classes' forwards (logits, no fused LM head) are the
+    ones it needs there; a kernel patch set on one of those instances (Liger's, say) is dropped with them. A module
+    with no merged layer below it keeps a forward set on its instance (TRL's float32 LM head is one): whatever it
+    closes over computes with the frozen tensors the copy shares anyway.
     """
     above = {""}
-    for name in targeted_names:
+    for name in merged_names:
         parts = name.split(".")
         above.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
     for name, module in model.named_modules():
@@ -95,20 +96,31 @@ def _drop_instance_forwards(model: nn.Module, targeted_names: list[str]) -> None
             del module.forward
 
 
-def _runs_its_own_layers(model: nn.Module, layers: list[nn.Module]) -> bool:
-    """Whether one forward of ``model`` (a single token) runs each of ``layers``, the copy's merged projections.
+def _unrun_reason(model: nn.Module, merged: list[nn.Module], policy_layers: list[nn.Module]) -> str | None:
+    """Why one forward of ``model`` (a single token) does not decode through the copy alone: a merged layer it
+    did not run, or a layer of the policy's adapter it ran (None: it runs every merged layer and none of the
+    policy's).
 
     Why: a forward patched in a way :func:`_drop_instance_forwards` does not undo could route the copy back into
     the policy, as TRL's did, and the rollouts would silently decode through the adapter layers again."""
     ran: set[int] = set()
-    handles = [layer.register_forward_pre_hook(lambda module, args: ran.add(id(module))) for layer in layers]
+    handles = [layer.register_forward_pre_hook(lambda module, args: ran.add(id(module)))
+               for layer in [*merged, *policy_layers]]
     try:
         with torch.no_grad():
-            model(input_ids=torch.zeros(1, 1, dtype=torch.long, device=layers[0].weight.device), use_cache=False)
+            device = model.get_input_embeddings().weight.device
+            model(input_ids=torch.zeros(1, 1, dtype=torch.long, device=device), use_cache=False)
+    except RuntimeError as err:  # out of memory, a device mismatch: the copy cannot be trusted either way
+        return f"its trial forward failed ({type(err).__name__}: {err})"
     finally:
         for handle in handles:
             handle.remove()
-    return ran == {id(layer) for layer in layers}
+    if any(id(layer) in ran for layer in policy_layers):
+        return "its forward runs the policy's adapter layers (the model's forward is patched in a way the copy " \
+               "cannot undo)"
+    if not all(id(layer) in ran for layer in merged):
+        return "its forward did not run all of its merged layers"
+    return None
 
 
 class MergedCopy:
@@ -125,7 +137,6 @@ class MergedCopy:
         # deepcopy reuses whatever the memo maps: every tensor but the targeted weights stays shared
         shared = {id(t): t for t in [*base.parameters(), *base.buffers()] if id(t) not in targeted}
         self.model = copy.deepcopy(base, memo=shared)
-        _drop_instance_forwards(self.model, [name for name, _ in self._layers])
         merged_layers: list[nn.Linear] = []
         for name, _ in self._layers:
             parent_name, _, child = name.rpartition(".")
@@ -133,15 +144,16 @@ class MergedCopy:
             parent = self.model.get_submodule(parent_name) if parent_name else self.model
             setattr(parent, child, copied_layer.base_layer)
             merged_layers.append(copied_layer.base_layer)
+        _drop_instance_forwards(self.model, [name for name, _ in self._layers])
         self._targets = [layer.weight for layer in merged_layers]
         for target in self._targets:  # the copy's own tensors only: the shared ones belong to the policy
             target.requires_grad_(False)
         self.model.eval()  # decoding only: no gradient checkpointing or dropout, whatever mode the policy is in
         self.merged_bytes = sum(t.numel() * t.element_size() for t in self._targets)
         self.refresh()
-        if not _runs_its_own_layers(self.model, merged_layers):
-            raise ValueError("cannot decode through a merged copy: the copy's forward does not run its own merged "
-                             "layers (the model's forward is patched in a way the copy cannot undo)")
+        reason = _unrun_reason(self.model, merged_layers, [layer for _, layer in self._layers])
+        if reason is not None:
+            raise ValueError(f"cannot decode through a merged copy: {reason}")
 
     @torch.no_grad()
     def refresh(self) -> None:

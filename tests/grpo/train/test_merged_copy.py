@@ -83,7 +83,7 @@ def test_a_copy_that_would_not_run_its_own_layers_is_refused(tiny_model_dir, mon
     monkeypatch.setattr(merged_copy, "_drop_instance_forwards", lambda model, names: None)
     model, tokenizer = _lora(tiny_model_dir)
     _with_trls_fused_head(model)
-    with pytest.raises(ValueError, match="does not run its own merged layers"):
+    with pytest.raises(ValueError, match="runs the policy's adapter layers"):
         MergedCopy(model)
     encoded = encode(tokenizer, PROMPTS)
     inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
@@ -91,12 +91,27 @@ def test_a_copy_that_would_not_run_its_own_layers_is_refused(tiny_model_dir, mon
     with caplog.at_level(logging.WARNING, logger="grpo"):
         rollouts(**inputs, generation_config=_greedy_config(tokenizer))
     assert rollouts.merged is None and rollouts.decoder.model is model
-    assert "not a merged copy: cannot decode through a merged copy" in caplog.text
+    assert "not a merged copy: cannot decode through a merged copy: its forward runs the policy's" in caplog.text
+
+
+def test_a_patched_forward_on_a_targeted_base_layer_is_dropped(tiny_model_dir):
+    """A forward set on the instance of a targeted layer's base layer, closing over the policy's own weight, would
+    make the merged layer compute with the unmerged weight (a trial forward cannot see that: the layer does run)."""
+    from types import MethodType
+
+    model, tokenizer = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"])
+    base_layer = model.get_base_model().model.layers[0].self_attn.q_proj.base_layer
+    unmerged = base_layer.weight
+    base_layer.forward = MethodType(lambda self, x: torch.nn.functional.linear(x, unmerged), base_layer)
+    copy = MergedCopy(model)
+    encoded = encode(tokenizer, PROMPTS)
+    assert "forward" not in vars(copy.model.model.layers[0].self_attn.q_proj)
+    torch.testing.assert_close(_logits(copy.model, encoded), _logits(model, encoded), rtol=1e-4, atol=1e-4)
 
 
 def test_a_patched_forward_outside_the_adapter_is_kept(tiny_model_dir):
-    """Only the targeted layers and the modules above them lose a forward set on the instance: one on a module
-    without a targeted layer (TRL's float32 LM head sets one on lm_head) computes with tensors the copy shares."""
+    """Only the merged layers and the modules above them lose a forward set on the instance: one on a module
+    without a merged layer (TRL's float32 LM head sets one on lm_head) computes with tensors the copy shares."""
     from types import MethodType
 
     model, tokenizer = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"])
