@@ -65,43 +65,30 @@ def run_one(case_text: str, tokenizer_dir: str) -> None:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from grpo.bench.phases import synchronize
+    from grpo.bench.phases import PhaseTimes, synchronize
     from grpo.bench.train_step import parse_case, run_case
+    from grpo.eval import static_decode
     from grpo.train import merged_copy, rollout
 
     events: Counter = Counter()
     _count_cudagraph_events(events)
-    timings = {"refresh": 0.0, "prefill": 0.0, "steps": 0.0, "step_calls": 0}
-
-    def synced(label, function):
-        def wrapper(*args, **kwargs):
-            synchronize()
-            started = time.perf_counter()
-            result = function(*args, **kwargs)
-            synchronize()
-            timings[label] += time.perf_counter() - started
-            return result
-        return wrapper
-
-    merged_copy.MergedCopy.refresh = synced("refresh", merged_copy.MergedCopy.refresh)
-    from grpo.eval import static_decode
-
-    static_decode.StaticDecoder.prefill = synced("prefill", static_decode.StaticDecoder.prefill)
+    times = PhaseTimes()  # per rollout: the refresh and the prefill between device syncs, the steps' host time
+    merged_copy.MergedCopy.refresh = times.timed("refresh", merged_copy.MergedCopy.refresh)
+    static_decode.StaticDecoder.prefill = times.timed("prefill", static_decode.StaticDecoder.prefill)
     original_step = static_decode.StaticDecoder.step
 
-    def step(self):
+    def step(self):  # no sync: the host's time to enqueue the step
         started = time.perf_counter()
         original_step(self)
-        timings["steps"] += time.perf_counter() - started
-        timings["step_calls"] += 1
+        times.add("steps", time.perf_counter() - started)
+        times.add("step_calls", 1)
 
     static_decode.StaticDecoder.step = step
     original_call = rollout.StaticLoopRollouts.__call__
     calls = []
 
     def call(self, *args, **kwargs):
-        for key in timings:
-            timings[key] = 0
+        times.open_step()
         before = Counter(events)
         modes = {"grad": torch.is_grad_enabled(), "inference": torch.is_inference_mode_enabled(),
                  "autocast_cuda": torch.is_autocast_enabled("cuda"), "policy_training": self.model.training}
@@ -115,14 +102,17 @@ def run_one(case_text: str, tokenizer_dir: str) -> None:
         else:
             result = original_call(self, *args, **kwargs)
         synchronize()
-        row = {"case": case_text, "rollout": len(calls), "wall_s": round(time.perf_counter() - started, 4),
-               "refresh_s": round(timings["refresh"], 4), "prefill_s": round(timings["prefill"], 4),
-               "step_host_s": round(timings["steps"], 4), "decode_steps": timings["step_calls"],
+        wall = time.perf_counter() - started
+        times.close_step(wall)
+        timings = times.steps[-1]
+        row = {"case": case_text, "rollout": len(calls), "wall_s": round(wall, 4),
+               "refresh_s": round(timings.get("refresh", 0.0), 4), "prefill_s": round(timings.get("prefill", 0.0), 4),
+               "step_host_s": round(timings.get("steps", 0.0), 4), "decode_steps": int(timings.get("step_calls", 0)),
                "cudagraph": dict(Counter(events) - before), "modes": modes, "profiled": last}
         calls.append(row)
         print("rollout " + json.dumps(row), flush=True)
         if last:
-            print("profile " + json.dumps({"case": case_text, **_profile_summary(profiler, timings["step_calls"])}),
+            print("profile " + json.dumps({"case": case_text, **_profile_summary(profiler, row["decode_steps"])}),
                   flush=True)
         return result
 

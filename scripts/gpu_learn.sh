@@ -15,20 +15,20 @@
 # one GPU: start this script once per run, in the background, and `wait`.
 # DEADLINE_S: the seconds this script may take in all (the device call's limit less what ran before it, e.g.
 # DEADLINE_S=$((570 - SECONDS)) in the call's command). Training is then stopped PACK_RESERVE_S (default 40) seconds
-# before it with SIGABRT, which makes Python print every thread's stack into the console log (PYTHONFAULTHANDLER;
-# to the training process only: `timeout` without --foreground signals the whole process group as well, and that
-# second SIGABRT can kill the process in the middle of its dump, as it likely did on 2026-12-01 (third session); the
-# C dumper can also crash by itself, as it did once on the H200 while a graph compiled), the final eval is skipped
-# when no time is left for it, and the records are packed before the call ends. Records (and the newest complete checkpoint) are
-# packed whatever happened to the training: after a failure or the deadline the script exits 1 with them in $OUT
-# (the console log alone, as NAME.console.log, when the run directory was never made). Why: on 2026-12-01 two GSM8K
-# runs stalled mid-run and a limit outside the script (the call's, a `timeout` around it) stopped it before it
-# packed, so nothing came back but what a third call could still find on the machine (docs/learning.md, "GSM8K
-# through the static decode loop"). For a stall inside a chunk: scripts/stall_dump.sh watches the run's
-# metrics.jsonl (a line per step) from outside and, when no step has been written for STALL_DUMP_S seconds (default
-# 150), appends py-spy's Python and native stacks of the training processes to stacks.log (packed with the
-# records); train.stall_report_minutes prints the Python stacks from inside, but only while no thread holds the GIL,
-# and in the stall of 2026-12-01 (third session) it printed nothing.
+# before it with SIGABRT, which makes Python print every thread's stack into the console log (PYTHONFAULTHANDLER; to the
+# training process only: `timeout` without --foreground signals the whole process group as well, and that second SIGABRT
+# can kill the process in the middle of its dump, as it likely did on 2026-12-01 (third session); the C dumper can also
+# crash by itself, as it did once on the H200 while a graph compiled), the final eval is skipped when no time is left
+# for it, and the records are packed before the call ends. Records (and the newest complete checkpoint) are packed
+# whatever happened to the training: after a failure or the deadline the script exits 1 with them in $OUT (the console
+# log alone, as NAME.console.log, when the run directory was never made). Why: on 2026-12-01 two GSM8K runs stalled
+# mid-run and a limit outside the script (the call's, a `timeout` around it) stopped it before it packed, so nothing
+# came back but what a third call could still find on the machine (docs/learning.md, "GSM8K through the static decode
+# loop"). For a stall inside a chunk: scripts/stall_dump.sh watches the run's metrics.jsonl (a line per step) from
+# outside and, when no step has been written for STALL_DUMP_S seconds (default 150), appends py-spy's Python and native
+# stacks of the training processes to stacks.log (packed with the records); train.stall_report_minutes prints the Python
+# stacks from inside, but only while no thread holds the GIL, and in the stall of 2026-12-01 (third session) it printed
+# nothing.
 # Needs trl, datasets and pydantic (the staged wheels) and the SmolLM2 GGUF at $GRPO_SMOLLM2_SOURCE (see
 # ../shared/device/README.md); GSM8K configs take data.path=.devcarry/gsm8k.
 set -euo pipefail
