@@ -160,16 +160,18 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     from grpo.eval.eval_run import Target, load_target
 
     target = Target(args.model, args.model, None, load_config(None, [f"model.dtype={args.dtype}"]))
-    model, tokenizer = load_target(target)
+    model, tokenizer = load_target(target, fused=not args.unfused)
     device = next(model.parameters()).device
-    print(f"[grpo] KV-cache benchmark: {args.model} on {device}, {args.dtype}", flush=True)
+    fused = any(hasattr(module, "fused_sizes") for module in model.modules())
+    print(f"[grpo] KV-cache benchmark: {args.model} on {device}, {args.dtype}, projections "
+          f"{'fused' if fused else 'not fused'}", flush=True)
     print(bench.HEADER)
     rows = bench.kv_cache_table(model, tokenizer, args.batches, args.lengths, uncached=not args.cached_only,
                                 cache_implementation=args.cache_implementation, static_loop=args.static_loop,
                                 loop_repeated_kv=args.loop_repeated_kv)
     print("\n" + bench.markdown(rows))
     if args.out:
-        Path(args.out).write_text(json.dumps([row.to_json() for row in rows], indent=2))
+        Path(args.out).write_text(json.dumps([row.to_json() | {"fused_projections": fused} for row in rows], indent=2))
     return 0
 
 
@@ -293,6 +295,9 @@ def _add_bench_commands(commands) -> None:
     kv.add_argument("--loop-repeated-kv", action="store_true",
                     help="with --static-loop: time the loop a second time with transformers' repeated key/value "
                          "heads instead of the grouped-query attention read in place")
+    kv.add_argument("--unfused", action="store_true",
+                    help="decode with the model's own q/k/v and gate/up projections instead of one product each "
+                         "(grpo eval fuses them; this measures what fusing saves)")
     kv.add_argument("--out", help="write the rows as JSON here")
     kv.set_defaults(handler=cmd_bench_kv)
     summary = bench_commands.add_parser(

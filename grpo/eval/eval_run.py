@@ -26,6 +26,7 @@ from grpo.eval import metrics
 from grpo.config import ConfigError, RunConfig, load_config, with_overrides
 from grpo.data.splits import add_prompts, load_raw, longest_prompt_tokens
 from grpo.eval.evaluate import SampleResult, Scorer, has_parsed_reference, score, summarize
+from grpo.eval.fused_projections import fuse_projections
 from grpo.eval.generation import SamplingParams, generate, static_cache_len
 from grpo.models.loading import device_name, dtype_name, load_tokenizer, resolve_path, torch_dtype
 from grpo.rundir import ADAPTER_DIR, CONFIG_FILE, write_atomic
@@ -96,8 +97,10 @@ def output_dir(target: Target, out: Path | None, count: int) -> Path:
     return Path("evals") / target.label
 
 
-def load_target(target: Target):
-    """The model (base + adapter when there is one) and tokenizer, on the GPU when there is one."""
+def load_target(target: Target, fused: bool = True):
+    """The model (base + adapter when there is one) and tokenizer, on the GPU when there is one, frozen (nothing
+    here trains it) and, with ``fused``, its projections fused (:mod:`grpo.eval.fused_projections`: fewer kernels
+    per decode step, the same outputs); a model that cannot be fused is used as it is, with the reason printed."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -110,6 +113,11 @@ def load_target(target: Target):
         model = model.merge_and_unload()  # same outputs, no adapter overhead per decode step
     if torch.cuda.is_available():
         model = model.to("cuda")
+    model.eval().requires_grad_(False)
+    if fused:
+        reason = fuse_projections(model)
+        if reason is not None:
+            print(f"[grpo] projections not fused ({reason}); decoding with the model's own layers", flush=True)
     return model, load_tokenizer(base_path)
 
 

@@ -10,6 +10,7 @@ import torch
 from transformers import GenerationConfig
 
 from grpo.eval import static_decode
+from grpo.eval.fused_projections import fuse_projections
 from grpo.train.merged_copy import MergedCopy
 
 logger = logging.getLogger("grpo")
@@ -170,9 +171,11 @@ class StaticLoopRollouts:
                                f"{err}")
                 self.merge_lora = False
                 return self.model
+            unfused = fuse_projections(self.merged.model)
             self._say_once(f"rollout decoder static_loop: decoding with a merged copy of the LoRA policy "
                            f"({self.merged.merged_bytes / 2**20:.0f} MiB of merged weights), refreshed before every "
-                           "rollout")
+                           "rollout; " + (f"projections not fused: {unfused}" if unfused else
+                                          "q/k/v and gate/up projections fused (one product each)"))
         else:
             self.merged.refresh()
         return self.merged.model

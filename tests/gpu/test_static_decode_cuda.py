@@ -127,3 +127,25 @@ def test_sampling_compiles_at_a_real_vocabulary_size(sampling, vocabulary):
     noise = torch.empty(64, vocabulary, device="cuda").exponential_()
     compiled = torch.compile(lambda l, n: next_tokens(l, n, sampling), fullgraph=True)
     assert torch.equal(compiled(logits, noise), next_tokens(logits, noise, sampling))
+
+
+def test_compiled_loop_with_fused_projections_decodes_the_same_tokens(cuda_model):
+    """grpo.eval.fused_projections under the compiled step (one graph, no break): the greedy tokens of the unfused
+    model's generate, and a second batch compiles nothing."""
+    import copy
+
+    from grpo.eval.fused_projections import fuse_projections
+
+    model, tokenizer = cuda_model
+    model.requires_grad_(False)
+    plain = copy.deepcopy(model)
+    assert fuse_projections(model) is None
+    pad = tokenizer.pad_token_id
+    encoded = encode(tokenizer, PROMPTS, "cuda")
+    decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW, NEW, [], pad, fullgraph=True)
+    assert torch.equal(decoder(encoded["input_ids"], encoded["attention_mask"]),
+                       greedy_generate(plain, encoded, NEW, [], pad))
+    other = encode(tokenizer, PROMPTS[::-1], "cuda")
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        assert torch.equal(decoder(other["input_ids"], other["attention_mask"]),
+                           greedy_generate(plain, other, NEW, [], pad))

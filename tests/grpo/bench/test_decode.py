@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from grpo.bench.decode import kv_cache_table, markdown
@@ -50,15 +51,20 @@ def test_kv_cache_table_times_the_loop_with_repeated_key_value_heads_too(tiny_mo
     assert _cells(markdown([row]).splitlines()[-1])[9] != "-"
 
 
-def test_bench_kv_out_writes_each_row_with_its_derived_figures(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("unfused", [False, True], ids=["fused", "unfused"])
+def test_bench_kv_out_writes_each_row_with_its_derived_figures(tiny_model_dir, tmp_path, capsys, unfused):
+    """Each row also says whether the model's projections were fused, as ``grpo eval`` fuses them (``--unfused``:
+    the model's own layers, to measure what fusing saves)."""
     import json
 
     from grpo.cli import main
 
     out = tmp_path / "kv.json"
     assert main(["bench", "kv", "--model", str(tiny_model_dir), "--batches", "2", "--lengths", "4",
-                 "--cached-only", "--static-loop", "--out", str(out)]) == 0
+                 "--cached-only", "--static-loop", "--out", str(out)] + (["--unfused"] if unfused else [])) == 0
     [row] = json.loads(out.read_text())
+    assert row["fused_projections"] is not unfused
+    assert ("projections not fused" if unfused else "projections fused") in capsys.readouterr().out
     assert (row["batch"], row["new_tokens"], row["uncached_s"]) == (2, 4, None)
     assert row["ms_per_decode_step"] == 1000 * row["cached_s"] / 4
     assert row["loop_ms_per_decode_step"] == 1000 * row["loop_s"] / 4 and row["loop_s"] > 0

@@ -168,16 +168,22 @@ def _greedy_config(tokenizer) -> GenerationConfig:
                             eos_token_id=[tokenizer.eos_token_id])
 
 
-def test_rollouts_decode_the_merged_copy_of_the_current_adapter(tiny_model_dir, caplog):
-    """Greedy rollouts through the merged copy equal the policy's own generate, before and after the adapter
-    changes in place, with one decoder for both (the copy is refreshed, not rebuilt)."""
-    model, tokenizer = _lora(tiny_model_dir)
+@pytest.mark.parametrize("targets", ["all-linear", ["q_proj", "v_proj"]], ids=["all", "q_v"])
+def test_rollouts_decode_the_merged_copy_of_the_current_adapter(tiny_model_dir, caplog, targets):
+    """Greedy rollouts through the merged copy, its projections fused, equal the policy's own generate, before and
+    after the adapter changes in place, with one decoder for both (the copy is refreshed, not rebuilt). With q and v
+    alone targeted, the copy's k, gate and up projections are the policy's own frozen tensors, which fusing makes
+    views of the copy's stacked weights: the policy must compute as before."""
+    model, tokenizer = _lora(tiny_model_dir, target_modules=targets)
     encoded = encode(tokenizer, PROMPTS)
     inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
     config = _greedy_config(tokenizer)
+    policy_logits = _logits(model, encoded)
     rollouts = StaticLoopRollouts(model, model.generate, inputs["input_ids"].shape[1] + NEW, merge_lora=True)
     with caplog.at_level(logging.WARNING, logger="grpo"):
         first = rollouts(**inputs, generation_config=config)
+        assert "q/k/v and gate/up projections fused" in caplog.text
+        torch.testing.assert_close(_logits(model, encoded), policy_logits, rtol=0, atol=0)
         assert torch.equal(first, model.generate(**inputs, generation_config=config))
         decoder, copy = rollouts.decoder, rollouts.merged
         _change_adapter(model)
