@@ -40,7 +40,8 @@ def _number(value: Any) -> str:
 
 
 def step_line(step: int, max_steps: int, logs: dict[str, Any]) -> str:
-    """``step 3/100 | reward 0.750 | math_correctness 0.50 answer_line 0.50 | len 41 | entropy 1.92 | 6.1 s/step``;
+    """``step 3/100 | reward 0.750 | math_correctness 0.50 answer_line 0.50 | len 41 | entropy 1.92 | 6.1 s/step
+    (rollouts 4.2)`` (the rollouts' part when :mod:`grpo.train.step_phases` logged it);
     logs without a reward (evaluations, the end-of-training summary) as ``name value`` pairs."""
     if "reward" not in logs:
         pairs = " ".join(f"{key} {_number(value)}" for key, value in logs.items() if key != "total_flos")
@@ -53,7 +54,9 @@ def step_line(step: int, max_steps: int, logs: dict[str, Any]) -> str:
     if logs.get("entropy") is not None:
         parts.append(f"entropy {logs['entropy']:.2f}")
     if logs.get("step_time") is not None:
-        parts.append(f"{logs['step_time']:.1f} s/step")
+        rollouts = logs.get("time/rollouts_s")
+        parts.append(f"{logs['step_time']:.1f} s/step" + (f" (rollouts {rollouts:.1f})" if rollouts is not None
+                                                            else ""))
     return " | ".join(part for part in parts if part)
 
 

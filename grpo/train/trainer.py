@@ -39,6 +39,7 @@ from grpo.train.nonfinite_guard import NonFiniteGuard
 from grpo.eval.report import before_after_table
 from grpo.train import warm_start
 from grpo.train.rollout import enable_compiled_decoding, install_static_loop, static_loop_unsupported
+from grpo.train.step_phases import with_step_phases
 from grpo.train.trl_args import build_grpo_args, planned_prompts, rollout_sequences
 
 logger = logging.getLogger("grpo")
@@ -261,7 +262,7 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
         completions_log = CompletionsJsonl(run_dir / rundir.COMPLETIONS_FILE, config.logging.completions_every)
         callbacks.append(completions_log)
     dynamic = config.train.dynamic_sampling
-    trainer_class = with_dynamic_sampling(GRPOTrainer) if dynamic.enabled else GRPOTrainer
+    trainer_class = with_step_phases(with_dynamic_sampling(GRPOTrainer) if dynamic.enabled else GRPOTrainer)
     with _tensorboard_dir(run_dir / rundir.TENSORBOARD_DIR):
         trainer = trainer_class(model=loaded.model, reward_funcs=reward_functions, args=args,
                                 train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)

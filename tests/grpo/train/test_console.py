@@ -18,6 +18,11 @@ def test_step_line_is_short_and_names_each_reward():
     assert len(line) < 120
 
 
+def test_step_line_says_the_rollouts_part_of_the_step_when_logged():
+    line = step_line(3, 100, TRL_LOGS | {"time/rollouts_s": 4.24})
+    assert line.endswith("| 6.1 s/step (rollouts 4.2)") and len(line) < 120
+
+
 def test_logs_without_a_reward_print_as_pairs():
     line = step_line(100, 100, {"train_runtime": 612.3456, "train_loss": 0.01234, "total_flos": 0.0})
     assert line == "step 100/100 | train_runtime 612 train_loss 0.0123"
