@@ -158,11 +158,12 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
 
     from grpo.bench import decode as bench
     from grpo.eval.eval_run import Target, load_target
+    from grpo.eval.fused_projections import is_fused
 
     target = Target(args.model, args.model, None, load_config(None, [f"model.dtype={args.dtype}"]))
     model, tokenizer = load_target(target, fused=not args.unfused)
     device = next(model.parameters()).device
-    fused = any(hasattr(module, "fused_sizes") for module in model.modules())
+    fused = is_fused(model)
     print(f"[grpo] KV-cache benchmark: {args.model} on {device}, {args.dtype}, projections "
           f"{'fused' if fused else 'not fused'}", flush=True)
     print(bench.HEADER)

@@ -3,7 +3,7 @@ target; 2026-11-30, H200: 1.97 ms a step in `grpo bench kv`, which measures batc
 
 Each variant runs in a fresh process on the random SmolLM2-135M-shaped model, greedy, 256 new tokens, prompts of the
 bench's chat template, no eos (every row decodes all tokens):
-  reduce-overhead   the loop as shipped (torch.compile mode reduce-overhead), batch 64 only
+  reduce-overhead   the loop (torch.compile mode reduce-overhead) over the model's own layers, batch 64 only
   after-batch-8     the same, but a batch of 8 compiles first, as in `grpo bench kv` (a second batch size makes
                     dynamo recompile the step with a dynamic batch dimension)
   max-autotune      torch.compile mode max-autotune (Triton GEMM templates, CUDA graphs)
@@ -14,9 +14,9 @@ bench's chat template, no eos (every row decodes all tokens):
                     kernel, grouped-query heads read in place, the padding mask as a score_mod) instead of SDPA
   matmul-attention  decode steps attend with plain tensor ops (folded grouped query @ keys, float32 softmax, @ values)
                     that inductor compiles and fuses itself
-  fused-projections each layer's q/k/v projections as one matrix product and gate/up as another (weights
-                    concatenated once, as only a model that never changes allows: `grpo eval`): 3 GEMMs a layer
-                    fewer (2026-12-01: ~500 kernels a step, the GEMMs 0.75 of 1.63 GPU ms)
+  fused-projections each layer's q/k/v projections as one matrix product and gate/up as another
+                    (grpo.eval.fused_projections, which `grpo eval` has applied since 2026-12-01: 1.72 ms against
+                    2.05 for reduce-overhead on an H200): 3 GEMMs a layer fewer
   float-mask        the padding mask built once per step as an additive float mask (transformers' eager_mask)
                     instead of a boolean one that SDPA converts in every layer
   fused-float       both of the above
@@ -86,50 +86,6 @@ def _matmul_attend(query, key, value, keep, scaling):
     return output.reshape(batch, heads, 1, dim)
 
 
-def _fused_attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None,
-                             past_key_values=None, **kwargs):
-    """transformers' LlamaAttention.forward (5.x) with the q/k/v projections as one product (``qkv_weight``)."""
-    from transformers.models.llama.modeling_llama import ALL_ATTENTION_FUNCTIONS, apply_rotary_pos_emb, \
-        eager_attention_forward
-
-    input_shape = hidden_states.shape[:-1]
-    hidden_shape = (*input_shape, -1, self.head_dim)
-    query, key, value = torch.nn.functional.linear(hidden_states, self.qkv_weight, self.qkv_bias).split(
-        self.qkv_sizes, dim=-1)
-    query, key, value = (t.view(hidden_shape).transpose(1, 2) for t in (query, key, value))
-    cos, sin = position_embeddings
-    query, key = apply_rotary_pos_emb(query, key, cos, sin)
-    if past_key_values is not None:
-        key, value = past_key_values.update(key, value, self.layer_idx)
-    attend = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
-    output, weights = attend(self, query, key, value, attention_mask, dropout=0.0, scaling=self.scaling, **kwargs)
-    return self.o_proj(output.reshape(*input_shape, -1).contiguous()), weights
-
-
-def _fused_mlp_forward(self, x):
-    gate, up = torch.nn.functional.linear(x, self.gate_up_weight).chunk(2, dim=-1)
-    return self.down_proj(self.act_fn(gate) * up)
-
-
-def fuse_projections(model) -> None:
-    """Every Llama layer of ``model`` computes q/k/v with one matrix product and gate/up with another, from weights
-    concatenated here once (buffers, so a CUDA graph reads them in place)."""
-    from types import MethodType
-
-    for layer in model.model.layers:
-        attention, mlp = layer.self_attn, layer.mlp
-        projections = (attention.q_proj, attention.k_proj, attention.v_proj)
-        attention.register_buffer("qkv_weight", torch.cat([p.weight for p in projections]).detach(), persistent=False)
-        biases = [p.bias for p in projections]
-        attention.register_buffer("qkv_bias", None if biases[0] is None else torch.cat(biases).detach(),
-                                  persistent=False)
-        attention.qkv_sizes = [p.out_features for p in projections]
-        attention.forward = MethodType(_fused_attention_forward, attention)
-        mlp.register_buffer("gate_up_weight", torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach(),
-                            persistent=False)
-        mlp.forward = MethodType(_fused_mlp_forward, mlp)
-
-
 def _decoder(model, tokenizer, batch: int):
     from grpo.eval.static_decode import StaticDecoder
 
@@ -189,7 +145,11 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
     folder = materialize_shape("smollm2-135m", Path(tempfile.mkdtemp()), tokenizer_dir)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to("cuda").eval()
     if variant in ("fused-projections", "fused-float"):
-        fuse_projections(model)
+        from grpo.eval.fused_projections import fuse_projections
+
+        reason = fuse_projections(model.requires_grad_(False))
+        if reason is not None:
+            raise SystemExit(f"projections not fused: {reason}")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     result: dict = {"variant": variant}
     if variant == "after-batch-8":

@@ -18,11 +18,16 @@ else changes: state dicts, parameter names and values, the other modules.
 When it does not apply, nothing is changed and :func:`fuse_projections` says why: a class not listed, projections that
 are not plain frozen ``nn.Linear`` layers of one dtype and device (a LoRA layer, a trainable weight: its gradient
 would go to the buffer, not the parameter), hooks on them (they would be skipped), or ZeRO-3's partitioned
-parameters. After fusing, each fused module is given the inputs it saw in one unfused forward of a few tokens, and
-its output compared with the unfused one; if any disagrees (a transformers version whose attention computes
-differently), every module is put back and the reason is returned.
-Moving the model (``.to``) gives the parameters new storage apart from the buffers: :func:`fuse_projections`
-notices the broken views and fuses again.
+parameters, or a forward already set on the instance by some other patch. After fusing, each fused module is
+given the inputs it saw in one unfused forward of a few tokens, and its output compared with the unfused one; if
+any disagrees (a transformers version whose attention computes differently), every module is put back and the
+reason is returned.
+
+What fusing cannot see by itself: moving or casting the model (``.to``, ``deepcopy``) gives the parameters new
+storage apart from the stacked buffers, and wrapping a projection in an adapter afterwards bypasses the adapter;
+either would decode wrongly. Whoever owns the model calls :func:`fuse_projections` again after such a change: it
+fuses the stale modules again or, for a model that no longer qualifies, undoes the fusion
+(:class:`grpo.train.rollout.StaticLoopRollouts` calls it before every rollout).
 """
 
 from __future__ import annotations
@@ -35,9 +40,13 @@ from torch.nn import functional
 
 QKV = ("q_proj", "k_proj", "v_proj")
 GATE_UP = ("gate_proj", "up_proj")
-# a fused module's output against its own forward's on the same input, relative to its norm: bf16 rounds to 2**-8
-# (0.4%) per entry; a wrongly wired product is off by the order of the output itself
-TOLERANCE = 2e-2
+
+
+def tolerance(dtype: torch.dtype) -> float:
+    """How far (relative to its norm) a fused module's output may be from its own forward's on the same input: a few
+    rounding steps of the dtype (bf16 rounds to 2**-8 per entry; float32 to 2**-24, though a product of another
+    shape sums in another order), where a wrongly wired product is off by the order of the output itself."""
+    return max(4 * torch.finfo(dtype).eps, 1e-4)
 
 
 def _attention_forward(self, hidden_states, position_embeddings=None, attention_mask=None, past_key_values=None,
@@ -80,10 +89,23 @@ def _supported() -> dict[type, tuple[tuple[str, ...], str, object]]:
             Qwen2MLP: (GATE_UP, "fused_gate_up", _mlp_forward)}
 
 
+def _fused_here(module: nn.Module) -> bool:
+    """Whether ``module``'s instance forward is one this module set."""
+    forward = vars(module).get("forward")
+    return getattr(forward, "__func__", None) in {entry[2] for entry in _supported().values()}
+
+
+def is_fused(model) -> bool:
+    """Whether any module of ``model`` computes with fused projections."""
+    return any(_fused_here(module) for module in model.modules())
+
+
 def _unfusable_reason(name: str, module: nn.Module, projections: tuple[str, ...]) -> str | None:
     layers = [getattr(module, p, None) for p in projections]
     if any(type(layer) is not nn.Linear for layer in layers):
         return f"{name}'s projections are not all plain nn.Linear layers (a LoRA layer, a quantized one)"
+    if ("forward" in vars(module) and not _fused_here(module)) or any("forward" in vars(layer) for layer in layers):
+        return f"{name} or its projections have a forward set on the instance (another patch), which fusing would skip"
     weights = [layer.weight for layer in layers]
     if any(w.requires_grad for w in weights):
         return f"{name}'s projection weights are trainable (their gradients would go to the stacked copy)"
@@ -101,7 +123,7 @@ def _unfusable_reason(name: str, module: nn.Module, projections: tuple[str, ...]
 def _intact(module: nn.Module, projections: tuple[str, ...], prefix: str) -> bool:
     """Whether ``module`` is fused and every projection's parameters still view its stacked buffers."""
     stacked = getattr(module, f"{prefix}_weight", None)
-    if stacked is None or "forward" not in vars(module):
+    if stacked is None or not _fused_here(module):
         return False
     for kind in ("weight", "bias"):
         whole = getattr(module, f"{prefix}_{kind}")
@@ -131,8 +153,10 @@ def _stack(module: nn.Module, projections: tuple[str, ...], prefix: str, forward
 
 
 def _unstack(module: nn.Module, prefix: str) -> None:
-    """The class's own forward back; the parameters keep their (viewing) storage, which holds the same values."""
-    vars(module).pop("forward", None)
+    """The class's own forward back (a forward set by anything else stays); the parameters keep their (viewing)
+    storage, which holds the same values."""
+    if _fused_here(module):
+        del module.forward
     for kind in ("weight", "bias"):
         module._buffers.pop(f"{prefix}_{kind}", None)
     vars(module).pop("fused_sizes", None)
@@ -163,9 +187,13 @@ def _probe(model, modules: list[nn.Module]) -> list[tuple[tuple, dict, torch.Ten
 
 @torch.no_grad()
 def fuse_projections(model) -> str | None:
-    """Fuse every supported attention's and MLP's projections of ``model`` (a transformers causal LM); None when at
-    least one module is fused and the model's outputs agree, else why nothing is. Fused modules whose views are
-    intact are left as they are, so calling it again costs a walk over the modules (and the probe forward)."""
+    """Fuse every supported attention's and MLP's projections of ``model`` (a transformers causal LM); None when
+    they are fused and compute as the model's own, else why nothing is (and nothing is left fused).
+
+    Call it again after anything that changes the projections (moving or casting the model, wrapping a layer in an
+    adapter): modules whose views are intact are left as they are (a walk over the modules, no forward), those whose
+    parameters got new storage are fused again from their current values, and a model that no longer qualifies is
+    unfused entirely."""
     supported = _supported()
     targets = [(name, module, *supported[type(module)]) for name, module in model.named_modules()
                if type(module) in supported]
@@ -174,6 +202,7 @@ def fuse_projections(model) -> str | None:
     for name, module, projections, _, _ in targets:
         reason = _unfusable_reason(name, module, projections)
         if reason is not None:
+            unfuse_projections(model)
             return reason
     stale = [t for t in targets if not _intact(t[1], t[2], t[3])]
     if not stale:
@@ -183,13 +212,13 @@ def fuse_projections(model) -> str | None:
     probed = _probe(model, [t[1] for t in stale])
     for _, module, projections, prefix, forward in stale:
         _stack(module, projections, prefix, forward)
-    for (name, module, *_), (args, kwargs, expected) in zip(stale, probed):
+    for (name, module, projections, _, _), (args, kwargs, expected) in zip(stale, probed):
         error = float((_first(module(*args, **kwargs)) - expected).norm() / expected.norm().clamp_min(1e-12))
-        if not error <= TOLERANCE:
-            for _, undone, _, prefix, _ in targets:
-                _unstack(undone, prefix)
+        limit = tolerance(getattr(module, projections[0]).weight.dtype)
+        if not error <= limit:
+            unfuse_projections(model)
             return (f"{name} computes differently fused: its output is {error:.3g} (relative) away from its own "
-                    f"forward's on the same input, over {TOLERANCE}")
+                    f"forward's on the same input, over {limit:.3g}")
     return None
 
 

@@ -116,7 +116,11 @@ class StaticLoopRollouts:
 
     ``merge_lora``: a LoRA policy is decoded through a :class:`grpo.train.merged_copy.MergedCopy` (built at the first
     rollout, on the device the policy trains on, and refreshed before every rollout) instead of the adapter layers;
-    a policy that cannot be merged that way is decoded as it is, with the reason in the log once.
+    a policy that cannot be merged that way is decoded as it is, with the reason in the log once. The copy's
+    projections are fused (:mod:`grpo.eval.fused_projections`). Where the adapter leaves a projection out, the
+    copy shares that frozen weight with the policy, so fusing makes the policy's own parameter a view into the
+    copy's stacked weight: the same values, read the same way by the policy's forward (a save of the whole model
+    would find such weights sharing one storage; the adapter alone is what this project saves).
     ``grouped_attention``: the decoder's setting of that name (off only to measure what it saves).
     """
 
@@ -160,7 +164,9 @@ class StaticLoopRollouts:
         return loop_settings(self.model, kwargs["generation_config"])
 
     def _decode_model(self):
-        """The model the loop decodes with: the merged copy, refreshed from the current adapter, when there is one."""
+        """The model the loop decodes with: the merged copy, refreshed from the current adapter, when there is one.
+        Its projections are fused (:mod:`grpo.eval.fused_projections`), checked again after every refresh: a call
+        that costs a walk over the modules while the fusion is intact."""
         if not self.merge_lora or not hasattr(self.model, "get_base_model"):
             return self.model
         if self.merged is None:
@@ -171,13 +177,16 @@ class StaticLoopRollouts:
                                f"{err}")
                 self.merge_lora = False
                 return self.model
-            unfused = fuse_projections(self.merged.model)
+            reason = fuse_projections(self.merged.model)
             self._say_once(f"rollout decoder static_loop: decoding with a merged copy of the LoRA policy "
                            f"({self.merged.merged_bytes / 2**20:.0f} MiB of merged weights), refreshed before every "
-                           "rollout; " + (f"projections not fused: {unfused}" if unfused else
+                           "rollout; " + (f"projections not fused: {reason}" if reason else
                                           "q/k/v and gate/up projections fused (one product each)"))
         else:
             self.merged.refresh()
+            reason = fuse_projections(self.merged.model)
+            if reason is not None:
+                self._say_once(f"rollout decoder static_loop: the merged copy's projections are not fused: {reason}")
         return self.merged.model
 
     def _decoder(self, settings: LoopSettings, prompt_length: int, model) -> static_decode.StaticDecoder:

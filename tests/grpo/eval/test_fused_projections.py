@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from grpo.eval import fused_projections
-from grpo.eval.fused_projections import fuse_projections, unfuse_projections
+from grpo.eval.fused_projections import fuse_projections, is_fused, unfuse_projections
 from grpo.eval.static_decode import decode
 from tests.grpo.eval.static_decode_checks import PROMPTS, encode, greedy_generate, sharpened_model
 
@@ -35,7 +35,7 @@ def qwen2():
 
 
 def _fused_modules(model) -> int:
-    return sum("forward" in vars(m) and hasattr(m, "fused_sizes") for m in model.modules())
+    return sum(fused_projections._fused_here(m) for m in model.modules())
 
 
 def _logits(model, ids):
@@ -90,6 +90,34 @@ def test_parameters_given_new_storage_are_fused_again(llama):
     torch.testing.assert_close(_logits(llama, IDS), _logits(plain, IDS), rtol=1e-5, atol=1e-5)
 
 
+def test_a_cast_model_written_to_is_right_once_fused_again(llama):
+    plain = copy.deepcopy(llama)
+    assert fuse_projections(llama) is None
+    for model in (llama, plain):
+        model.to(torch.float64)
+        with torch.no_grad():
+            model.model.layers[1].mlp.gate_proj.weight.mul_(-2.0)
+    assert fuse_projections(llama) is None and is_fused(llama)
+    torch.testing.assert_close(_logits(llama, IDS), _logits(plain, IDS), rtol=1e-9, atol=1e-9)
+
+
+def test_an_adapter_wrapped_around_fused_projections_unfuses_them_when_checked(llama):
+    """A LoRA layer added after fusing would be bypassed by the fused product; checking again undoes the fusion."""
+    from peft import LoraConfig, get_peft_model
+
+    plain = copy.deepcopy(llama)
+    assert fuse_projections(llama) is None
+    adapted = []
+    for model in (llama, plain):
+        torch.manual_seed(1)
+        adapted.append(get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "up_proj"],
+                                                        init_lora_weights=False)).eval())
+    reason = fuse_projections(adapted[0])
+    assert reason is not None and "not all plain nn.Linear" in reason
+    assert not is_fused(adapted[0])
+    torch.testing.assert_close(_logits(adapted[0], IDS), _logits(adapted[1], IDS), rtol=1e-5, atol=1e-5)
+
+
 def test_unfuse_gives_the_class_forward_back(llama):
     assert fuse_projections(llama) is None
     unfuse_projections(llama)
@@ -121,15 +149,30 @@ def test_hooked_projections_are_refused(llama):
     _refused(llama, "hooks")
 
 
-def test_a_fused_forward_that_computes_otherwise_is_undone(llama, monkeypatch):
-    """A transformers version whose attention differs from the copied one must not decode wrongly."""
-    def swapped_forward(self, x):  # gate and up exchanged
-        up, gate = torch.nn.functional.linear(x, self.fused_gate_up_weight).chunk(2, dim=-1)
-        return self.down_proj(self.act_fn(gate) * up)
+def test_a_forward_patched_by_someone_else_is_refused_and_kept(llama):
+    mlp = llama.model.layers[0].mlp
+    patched = type(mlp).forward.__get__(mlp)
+    mlp.forward = patched
+    _refused(llama, "forward set on the instance")
+    assert vars(mlp)["forward"] is patched
 
+
+def _swapped_mlp(self, x):  # gate and up exchanged
+    up, gate = torch.nn.functional.linear(x, self.fused_gate_up_weight).chunk(2, dim=-1)
+    return self.down_proj(self.act_fn(gate) * up)
+
+
+def _scaled_attention(self, *args, **kwargs):  # as a differently computing attention would
+    output, weights = fused_projections._attention_forward(self, *args, **kwargs)
+    return output * 1.5, weights
+
+
+@pytest.mark.parametrize("wrong", ["fused_gate_up", "fused_qkv"], ids=["mlp", "attention"])
+def test_a_fused_forward_that_computes_otherwise_is_undone(llama, monkeypatch, wrong):
+    """A transformers version whose attention differs from the copied one must not decode wrongly."""
+    stand_in = _swapped_mlp if wrong == "fused_gate_up" else _scaled_attention
     table = fused_projections._supported()
-    patched = {cls: (p, prefix, swapped_forward if prefix == "fused_gate_up" else forward)
-               for cls, (p, prefix, forward) in table.items()}
+    patched = {cls: (p, prefix, stand_in if prefix == wrong else forward) for cls, (p, prefix, forward) in table.items()}
     monkeypatch.setattr(fused_projections, "_supported", lambda: patched)
     plain = copy.deepcopy(llama)
     reason = fuse_projections(llama)

@@ -194,6 +194,21 @@ def test_rollouts_decode_the_merged_copy_of_the_current_adapter(tiny_model_dir, 
     assert caplog.text.count("decoding with a merged copy of the LoRA policy") == 1
 
 
+def test_rollouts_fuse_the_copy_again_when_its_parameters_got_new_storage(tiny_model_dir):
+    """Anything that gives the copy's parameters new storage (a move, a cast) leaves the fused product reading the
+    old values; the rollout checks before decoding and fuses again, so it still follows the adapter."""
+    model, tokenizer = _lora(tiny_model_dir)
+    encoded = encode(tokenizer, PROMPTS)
+    inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    config = _greedy_config(tokenizer)
+    rollouts = StaticLoopRollouts(model, model.generate, inputs["input_ids"].shape[1] + NEW, merge_lora=True)
+    rollouts(**inputs, generation_config=config)
+    for parameter in rollouts.merged.model.parameters():  # as model.to(...) does
+        parameter.data = parameter.data.clone()
+    _change_adapter(model)
+    assert torch.equal(rollouts(**inputs, generation_config=config), model.generate(**inputs, generation_config=config))
+
+
 def test_rollouts_of_an_unmergeable_adapter_decode_through_its_layers(tiny_model_dir, caplog):
     model, tokenizer = _lora(tiny_model_dir, target_modules=["q_proj", "v_proj"], use_dora=True)
     encoded = encode(tokenizer, PROMPTS)
