@@ -32,6 +32,7 @@ from pathlib import Path
 
 from grpo.bench.phases import install as install_phase_timers
 from grpo.bench.phases import median_phases
+from grpo.train.step_phases import compilation_counters
 
 PROMPTS, GENERATIONS, COMPLETION_TOKENS = 8, 8, 256
 SHAPES = {
@@ -253,18 +254,6 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
                 "per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size", "optim",
                 "cache_implementation", "gradient_checkpointing", "use_liger_kernel", "torch_compile",
                 "use_transformers_continuous_batching")}}
-
-
-def compilation_counters() -> dict[str, int]:
-    """What torch.compile did in this case's process: graphs compiled, graph breaks, and compiled graphs that
-    CUDA graphs skipped (``cudagraph_skips``; ``TORCH_LOGS=perf_hints`` prints why). A skipped graph runs its kernels
-    one launch at a time, which for the static loop's decode step is the difference between graph replay and
-    being bound by the host."""
-    from torch._dynamo.utils import counters
-
-    return {"unique_graphs": counters["stats"]["unique_graphs"],
-            "graph_breaks": sum(counters["graph_break"].values()),
-            "cudagraph_skips": counters["inductor"]["cudagraph_skips"]}
 
 
 def run_in_subprocess(case: Case, model_root: Path, tokenizer_path: str, timeout: int = 900) -> dict:

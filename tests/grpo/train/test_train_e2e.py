@@ -73,8 +73,9 @@ def test_metrics_have_every_step_and_reward(trained_run):
     for key in ("rewards/math_correctness/mean", "rewards/length_reward/std", "rewards/answer_line/mean",
                 "completions/mean_length", "completions/clipped_ratio", "step_time", "entropy"):
         assert key in steps[0], key
-    for step in steps:  # grpo.train.step_phases: the rollouts' share of the step, and dynamo's graph count
+    for step in steps:  # grpo.train.step_phases: the rollouts' part of the step, and torch.compile's counters
         assert 0 < step["time/rollouts_s"] < step["step_time"]
+        assert {"compile/graphs", "compile/graph_breaks", "compile/cudagraph_skips"} <= step.keys()
     assert 0 <= steps[0]["compile/graphs"] <= steps[1]["compile/graphs"]
 
 
