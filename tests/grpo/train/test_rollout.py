@@ -13,7 +13,6 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoTokenizer, GenerationConfig, GenerationMixin
 
 from grpo.cli import main
-from grpo.config import load_config, to_yaml
 from grpo.data.splits import load_splits, longest_prompt_tokens
 from grpo.eval import static_decode
 from grpo.eval.static_decode import Sampling
@@ -21,6 +20,7 @@ from grpo.train import trainer as trainer_module
 from grpo.train.rollout import (StaticLoopRollouts, enable_compiled_decoding, install_static_loop, loop_settings,
                                 static_loop_unsupported)
 from tests.grpo.eval.static_decode_checks import PROMPTS, encode, sharpened_model, stopping_eos
+from tests.grpo.train.tiny_runs import tiny_run_config
 
 
 def _trainer():
@@ -47,15 +47,8 @@ def test_training_rollouts_use_one_static_cache_for_the_longest_prompt(tmp_path,
                                                                         monkeypatch):
     """The default train.rollout_decoder (generate) leaves TRL's rollouts to model.generate: the loop never runs."""
     counts = _count_decoding(monkeypatch)
-    overrides = [f"run.output_dir={tmp_path}", "run.name=static", f"model.name={tiny_model_dir}", "model.backend=hf",
-                 "model.lora.r=4", "model.lora.alpha=8", "model.lora.target_modules=[q_proj,v_proj]",
-                 "data.system_prompt=''", "data.synthetic.train_size=16", "data.synthetic.eval_size=4",
-                 "data.synthetic.max_digits=3", "data.synthetic.num_operations=2", "train.max_steps=1",
-                 "train.per_device_train_batch_size=4", "train.num_generations=2", "train.max_completion_length=8",
-                 "train.cache_implementation=static", "eval.before_after=false"]
-    config = load_config(None, overrides)
-    config_file = tmp_path / "static.yaml"
-    config_file.write_text(to_yaml(config))
+    config_file, config = tiny_run_config(tmp_path, tiny_model_dir, "static", "train.max_steps=1",
+                                          "train.cache_implementation=static")
     assert main(["train", str(config_file)]) == 0
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     train = load_splits(config.data, tokenizer).train
@@ -208,15 +201,6 @@ def test_the_hook_is_installed_only_where_trl_calls_generate(lora_model):
     assert isinstance(model.generate, StaticLoopRollouts) and model.generate.generate == original  # wrapped once
 
 
-def _tiny_run(tmp_path, tiny_model_dir, name: str, *overrides: str) -> list[str]:
-    return [f"run.output_dir={tmp_path}", f"run.name={name}", f"model.name={tiny_model_dir}", "model.backend=hf",
-            "model.lora.r=4", "model.lora.alpha=8", "model.lora.target_modules=[q_proj,v_proj]",
-            "data.system_prompt=''", "data.synthetic.train_size=16", "data.synthetic.eval_size=4",
-            "data.synthetic.max_digits=3", "data.synthetic.num_operations=2", "train.per_device_train_batch_size=4",
-            "train.num_generations=2", "train.max_completion_length=8", "eval.before_after=false",
-            "train.report_to=[none]", *overrides]
-
-
 def _count_decoding(monkeypatch) -> dict[str, int]:
     """Counts of the static loop's decodes and of transformers' generate (under PeftModel.generate)."""
     counts = {"loop": 0, "generate": 0}
@@ -239,10 +223,8 @@ def test_grpo_train_with_the_static_loop_rollouts(tmp_path, tiny_model_dir, caps
     """`grpo train` with train.rollout_decoder=static_loop: every step's rollout goes through the loop (generate
     never runs), metrics are written for every step, and the console names the decoder and its one cache size."""
     counts = _count_decoding(monkeypatch)
-    config = load_config(None, _tiny_run(tmp_path, tiny_model_dir, "loop", "train.max_steps=2",
-                                         "train.rollout_decoder=static_loop"))
-    config_file = tmp_path / "loop.yaml"
-    config_file.write_text(to_yaml(config))
+    config_file, config = tiny_run_config(tmp_path, tiny_model_dir, "loop", "train.max_steps=2",
+                                          "train.rollout_decoder=static_loop")
     assert main(["train", str(config_file)]) == 0
     assert counts == {"loop": 2, "generate": 0}
     records = [json.loads(line) for line in (tmp_path / "loop" / "metrics.jsonl").read_text().splitlines()]
@@ -270,10 +252,8 @@ def test_grpo_train_decodes_through_the_merged_copy_itself(tmp_path, tiny_model_
         self.model.model.layers[0].register_forward_hook(lambda *_: copy_layer_calls.append(1))
 
     monkeypatch.setattr(merged_copy.MergedCopy, "__init__", counted_build)
-    config = load_config(None, _tiny_run(tmp_path, tiny_model_dir, "merged", "train.max_steps=2",
-                                         "train.rollout_decoder=static_loop", "train.rollout_merged_lora=true"))
-    config_file = tmp_path / "merged.yaml"
-    config_file.write_text(to_yaml(config))
+    config_file, _ = tiny_run_config(tmp_path, tiny_model_dir, "merged", "train.max_steps=2",
+                                     "train.rollout_decoder=static_loop", "train.rollout_merged_lora=true")
     assert main(["train", str(config_file)]) == 0
     assert copy_layer_calls  # before the fix: none (the copy's forward ran the policy)
 
@@ -281,10 +261,8 @@ def test_grpo_train_decodes_through_the_merged_copy_itself(tmp_path, tiny_model_
 def test_static_loop_with_a_backend_auto_that_picks_unsloth_is_refused(tmp_path, tiny_model_dir, monkeypatch,
                                                                           capsys):
     monkeypatch.setattr(trainer_module, "prepare_backend", lambda model: "unsloth")
-    overrides = _tiny_run(tmp_path, tiny_model_dir, "auto", "train.max_steps=1", "model.backend=auto",
-                          "train.rollout_decoder=static_loop")
-    config_file = tmp_path / "auto.yaml"
-    config_file.write_text(to_yaml(load_config(None, overrides)))
+    config_file, _ = tiny_run_config(tmp_path, tiny_model_dir, "auto", "train.max_steps=1", "model.backend=auto",
+                                     "train.rollout_decoder=static_loop")
     assert main(["train", str(config_file)]) == 2
     assert "train.rollout_decoder: static_loop needs model.backend hf, and model.backend auto chose unsloth" in \
         capsys.readouterr().err

@@ -30,25 +30,11 @@ def test_each_step_logs_its_rollout_seconds_once_and_zero_when_it_reuses_a_gener
     import json
 
     from grpo.cli import main
+    from tests.grpo.train.tiny_runs import tiny_run_config
 
-    config = tmp_path / "phases.yaml"
-    config.write_text(f"""
-run: {{name: phases, output_dir: {tmp_path / 'runs'}, seed: 0}}
-model: {{name: {tiny_model_dir}, backend: hf, lora: {{r: 4, alpha: 8, target_modules: [q_proj, v_proj]}}}}
-data: {{source: synthetic, system_prompt: "", max_prompt_tokens: 64, synthetic: {{train_size: 16, eval_size: 4}}}}
-rewards:
-  - name: math_correctness
-train:
-  max_steps: 4
-  num_iterations: 2
-  per_device_train_batch_size: 4
-  num_generations: 2
-  max_completion_length: 6
-  save_steps: 10
-  report_to: [none]
-""")
+    config, _ = tiny_run_config(tmp_path, tiny_model_dir, "phases", "train.max_steps=4", "train.num_iterations=2")
     assert main(["train", str(config)]) == 0
-    lines = (tmp_path / "runs" / "phases" / "metrics.jsonl").read_text().splitlines()
+    lines = (tmp_path / "phases" / "metrics.jsonl").read_text().splitlines()
     steps = [record for record in map(json.loads, lines) if "step_time" in record]
     assert [s["step"] for s in steps] == [1, 2, 3, 4]
     generated = [s["time/rollouts_s"] > 0 for s in steps]
