@@ -171,9 +171,14 @@ class TrainSection(_Section):
     rollout_merged_lora: bool = Field(
         False, description="with rollout_decoder static_loop: decode a LoRA policy's rollouts through a copy with "
         "the adapter merged into the weights, refreshed before every rollout (fewer kernels per token; the samples "
-        "then come from bf16-rounded merged weights, an uncorrected off-policy gap, on a CPU about bf16's own against "
-        "float32; on an H200 rollouts 1.8x faster inside the GRPO step than through the adapter layers, "
-        "docs/benchmarks.md)")
+        "then come from bf16-rounded merged weights, an off-policy gap, on a CPU about bf16's own against float32, "
+        "corrected with rollout_off_policy_correction; on an H200 rollouts 1.8x faster inside the GRPO step than "
+        "through the adapter layers, docs/benchmarks.md)")
+    rollout_off_policy_correction: bool = Field(
+        False, description="with rollout_decoder static_loop: the loop records each sampled token's log-probability "
+        "and TRL's clipped ratio is taken against it (train forward / sampler, clipped to [1 - epsilon, "
+        "1 + epsilon_high]) instead of treating the samples as the training forward's own: corrects the sampler's "
+        "numeric gap (the merged copy's bf16-rounded weights, KV-cached decoding); grpo.train.off_policy")
     generation_kwargs: dict[str, Any] = Field(default_factory=dict)
     dynamic_sampling: DynamicSamplingSection = DynamicSamplingSection()
     warm_start: WarmStartSection = WarmStartSection()
@@ -411,9 +416,13 @@ def check_consistency(config: RunConfig) -> None:
         problems.append("model.load_in_4bit: needs a 16-bit compute dtype; set model.dtype to bfloat16 or auto")
     if train.rollout_decoder == "static_loop":
         problems.extend(_rollout_decoder_problems(train, model))
-    elif train.rollout_merged_lora:
-        problems.append("train.rollout_merged_lora: only with train.rollout_decoder static_loop (model.generate "
-                        "decodes through the adapter layers)")
+    else:
+        if train.rollout_merged_lora:
+            problems.append("train.rollout_merged_lora: only with train.rollout_decoder static_loop (model.generate "
+                            "decodes through the adapter layers)")
+        if train.rollout_off_policy_correction:
+            problems.append("train.rollout_off_policy_correction: only with train.rollout_decoder static_loop "
+                            "(model.generate does not return the sampled tokens' log-probabilities)")
     if train.epsilon_high is not None and train.epsilon_high < train.epsilon:
         problems.append(f"train.epsilon_high: {train.epsilon_high} is below train.epsilon {train.epsilon}")
     problems.extend(_optimizer_problems(train.optim))

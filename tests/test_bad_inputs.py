@@ -124,6 +124,8 @@ CASES = [
     Case("time-limit-inf", config("train.time_limit_minutes=.inf"), 2, f"train.time_limit_minutes: {FINITE}"),
     Case("merged-lora-without-loop", config("train.rollout_merged_lora=true"), 2,
          "train.rollout_merged_lora: only with train.rollout_decoder static_loop"),
+    Case("off-policy-correction-without-loop", config("train.rollout_off_policy_correction=true"), 2,
+         "train.rollout_off_policy_correction: only with train.rollout_decoder static_loop"),
     Case("min-entropy-nan", config("train.collapse_guard.min_entropy=.nan"), 2,
          f"train.collapse_guard.min_entropy: {FINITE}"),
     Case("saturation-inf", config("train.collapse_guard.saturation=.inf"), 2,

@@ -169,6 +169,25 @@ class _Buffers:
     out: torch.Tensor  # batch x max_new_tokens: the chosen tokens, pad after eos
     noise: torch.Tensor  # batch x vocab (sampling) or batch x 0: this step's Exp(1) draws
     eos: torch.Tensor  # the eos ids
+    logps: torch.Tensor  # batch x max_new_tokens (recorded) or batch x 0: each chosen token's log-probability
+
+
+def chosen_logprobs(logits: torch.Tensor, chosen: torch.Tensor, sampling: Sampling) -> torch.Tensor:
+    """Each row's log-probability of its chosen token under ``softmax(logits / temperature)`` in float32 (temperature
+    1 when greedy): what TRL's training forward computes for the same token (it divides by the same temperature and
+    applies no top-k / top-p), so the two differ only by the numerics of the models that produced the logits."""
+    scale = sampling.temperature if sampling.do_sample else 1.0
+    return torch.log_softmax(logits.float() / scale, dim=-1).gather(-1, chosen[:, None]).squeeze(-1)
+
+
+def _choose(buffers: _Buffers, logits: torch.Tensor, sampling: Sampling, pad_id: int) -> None:
+    """Choose every row's next token from ``logits`` (batch x vocab), record its log-probability when the buffers
+    keep them (0 for rows already finished), and write it out."""
+    chosen = next_tokens(logits, buffers.noise, sampling)
+    if buffers.logps.shape[1]:  # a shape, fixed for the decoder's life: one branch per compiled graph
+        logps = torch.where(buffers.finished, 0.0, chosen_logprobs(logits, chosen, sampling))
+        buffers.logps.index_copy_(1, buffers.column, logps[:, None])
+    _record(buffers, chosen, pad_id)
 
 
 def _record(buffers: _Buffers, chosen: torch.Tensor, pad_id: int) -> None:
@@ -187,7 +206,7 @@ def _decode_step(model, cache: StaticCache, buffers: _Buffers, sampling: Samplin
     buffers.mask.index_fill_(1, buffers.write, 1)
     logits = model(input_ids=buffers.tokens, attention_mask=buffers.mask, position_ids=buffers.positions,
                    past_key_values=cache, use_cache=True).logits[:, -1, :]
-    _record(buffers, next_tokens(logits, buffers.noise, sampling), pad_id)
+    _choose(buffers, logits, sampling, pad_id)
     buffers.positions.add_(1)
     buffers.write.add_(1)
 
@@ -215,13 +234,15 @@ class StaticDecoder:
     settings the caller decodes with, when not the model's own (checked by :func:`unsupported_reason`).
     ``grouped_attention``: decode steps read grouped-query keys and values where the cache holds them
     (:mod:`grpo.eval.grouped_attention`) instead of transformers' repeated copies; turned off only to measure the
-    copies (``grpo bench kv --loop-repeated-kv``).
+    copies (``grpo bench kv --loop-repeated-kv``). ``logprobs``: also record each chosen token's log-probability
+    (:func:`chosen_logprobs`, read with :meth:`result_logprobs`): the sampler's side of an off-policy correction
+    (``train.rollout_off_policy_correction``).
     """
 
     def __init__(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
                  sampling: Sampling = Sampling(), sync_every: int = 16, compile: bool | None = None,
                  fullgraph: bool = False, generation_config: GenerationConfig | None = None,
-                 grouped_attention: bool = True):
+                 grouped_attention: bool = True, logprobs: bool = False):
         reason = unsupported_reason(model, generation_config)
         if reason is not None:
             raise ValueError(f"static decode loop: {reason}; use model.generate")
@@ -230,6 +251,7 @@ class StaticDecoder:
         self.model, self.max_cache_len, self.max_new_tokens = model, max_cache_len, max_new_tokens
         self.eos_ids, self.pad_id = sorted(set(eos_ids)), pad_id
         self.sampling, self.sync_every, self.grouped_attention = sampling, sync_every, grouped_attention
+        self.logprobs = logprobs
         self.device = next(model.parameters()).device
         head = model.get_output_embeddings()
         self._vocab_size = getattr(head, "out_features", None) or head.weight.shape[0]  # the logits' width
@@ -240,12 +262,12 @@ class StaticDecoder:
         self._generator: torch.Generator | None = None
 
     def serves(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
-               sampling: Sampling) -> bool:
+               sampling: Sampling, logprobs: bool = False) -> bool:
         """Whether this decoder can take calls with these settings as a new one would (its cache at least as long):
         reusing it keeps the compiled step's shapes and buffer addresses, so nothing compiles or records again."""
         return (self.model is model and self.max_cache_len >= max_cache_len  # (PEFT forwards lookups)
                 and self.max_new_tokens == max_new_tokens and self.eos_ids == sorted(set(eos_ids))
-                and self.pad_id == pad_id and self.sampling == sampling
+                and self.pad_id == pad_id and self.sampling == sampling and self.logprobs == logprobs
                 and self.device == next(model.parameters()).device)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generator: torch.Generator | None = None,
@@ -290,7 +312,7 @@ class StaticDecoder:
         self._draw_noise()
         logits = self.model(input_ids=input_ids, attention_mask=buffers.mask, position_ids=positions,
                             past_key_values=self._cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
-        _record(buffers, next_tokens(logits, buffers.noise, self.sampling), self.pad_id)
+        _choose(buffers, logits, self.sampling, self.pad_id)
         buffers.positions.copy_(positions[:, -1:] + 1)
         buffers.write.fill_(prompt_length)
 
@@ -310,6 +332,14 @@ class StaticDecoder:
     def result(self) -> torch.Tensor:
         width = int(self._buffers.lengths.max())
         return self._buffers.out[:, :width].clone()
+
+    def result_logprobs(self) -> torch.Tensor:
+        """The log-probability of each token :meth:`result` holds, float32, as :func:`chosen_logprobs` gives it (0
+        after a row's eos); only for a decoder made with ``logprobs``."""
+        if not self.logprobs:
+            raise ValueError("this decoder does not record log-probabilities (make it with logprobs=True)")
+        width = int(self._buffers.lengths.max())
+        return self._buffers.logps[:, :width].clone()
 
     def _draw_noise(self) -> None:
         if self.sampling.do_sample:
@@ -331,7 +361,8 @@ class StaticDecoder:
             lengths=torch.zeros(batch, dtype=long, device=device),
             out=torch.zeros(batch, self.max_new_tokens, dtype=long, device=device),
             noise=torch.zeros(batch, self._vocab_size if self.sampling.do_sample else 0, device=device),
-            eos=torch.tensor(self.eos_ids, dtype=long, device=device))
+            eos=torch.tensor(self.eos_ids, dtype=long, device=device),
+            logps=torch.zeros(batch, self.max_new_tokens if self.logprobs else 0, device=device))
         if self.compiled:  # fixed addresses: CUDA graphs replay in place instead of copying or skipping the graph
             for tensor in vars(self._buffers).values():
                 torch._dynamo.mark_static_address(tensor)

@@ -122,13 +122,16 @@ class StaticLoopRollouts:
     copy's stacked weight: the same values, read the same way by the policy's forward (a save of the whole model
     would find such weights sharing one storage; the adapter alone is what this project saves).
     ``grouped_attention``: the decoder's setting of that name (off only to measure what it saves).
+    ``logprobs``: the loop also records each sampled token's log-probability; the latest rollout's are kept until
+    :meth:`take_logprobs` (:mod:`grpo.train.off_policy` hands them to TRL's loss).
     """
 
     def __init__(self, model, generate, max_cache_len: int, sync_every: int = 16, compile: bool | None = None,
-                 merge_lora: bool = False, grouped_attention: bool = True):
+                 merge_lora: bool = False, grouped_attention: bool = True, logprobs: bool = False):
         self.model, self.generate, self.max_cache_len = model, generate, max_cache_len
         self.sync_every, self.compile, self.merge_lora = sync_every, compile, merge_lora
-        self.grouped_attention = grouped_attention
+        self.grouped_attention, self.logprobs = grouped_attention, logprobs
+        self.latest_logprobs: torch.Tensor | None = None
         self.loop_calls = 0  # rollouts the loop decoded
         self.generate_calls = 0  # calls handed to the original generate
         self.decoder: static_decode.StaticDecoder | None = None
@@ -150,7 +153,15 @@ class StaticLoopRollouts:
         generator = rollout_generator(decoder.device) if settings.sampling.do_sample else None
         new_tokens = decoder(input_ids, attention_mask, generator)
         self.loop_calls += 1
+        if self.logprobs:
+            self.latest_logprobs = decoder.result_logprobs()
         return torch.cat([input_ids, new_tokens.to(input_ids.dtype)], dim=1)
+
+    def take_logprobs(self) -> torch.Tensor | None:
+        """The latest rollout's per-token log-probabilities (rows x its new tokens, 0 after each row's eos), once;
+        None when the loop decoded nothing since the last take or does not record them."""
+        latest, self.latest_logprobs = self.latest_logprobs, None
+        return latest
 
     def _settings(self, args, kwargs) -> LoopSettings | str:
         extra = sorted(set(kwargs) - ROLLOUT_INPUTS)
@@ -198,11 +209,11 @@ class StaticLoopRollouts:
             self.max_cache_len = needed
         kept = self.decoder
         if kept is None or not kept.serves(model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids,
-                                           settings.pad_id, settings.sampling):
+                                           settings.pad_id, settings.sampling, self.logprobs):
             self.decoder = static_decode.StaticDecoder(
                 model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids, settings.pad_id,
                 settings.sampling, self.sync_every, self.compile, generation_config=settings.resolved,
-                grouped_attention=self.grouped_attention)
+                grouped_attention=self.grouped_attention, logprobs=self.logprobs)
         return self.decoder
 
     def _say_once(self, message: str) -> None:
@@ -216,6 +227,13 @@ def _rollout_model(trainer):
     ``accelerator.unwrap_model(trainer.model_wrapped)``, the same object as the unwrapped ``trainer.model`` (the
     PeftModel under LoRA, under plain training, DDP and gathered ZeRO-3 alike)."""
     return trainer.accelerator.unwrap_model(trainer.model)
+
+
+def installed_rollouts(trainer) -> StaticLoopRollouts | None:
+    """The :class:`StaticLoopRollouts` that :func:`install_static_loop` put in front of ``trainer``'s generate, if
+    any."""
+    generate = getattr(_rollout_model(trainer), "generate", None)
+    return generate if isinstance(generate, StaticLoopRollouts) else None
 
 
 def static_loop_unsupported(trainer) -> str | None:
@@ -236,19 +254,21 @@ def static_loop_unsupported(trainer) -> str | None:
 
 
 def install_static_loop(trainer, max_cache_len: int, compile: bool | None = None, merge_lora: bool = False,
-                        grouped_attention: bool = True) -> bool:
+                        grouped_attention: bool = True, logprobs: bool = False) -> bool:
     """Make TRL's rollout calls of ``trainer`` decode with the static loop (:class:`StaticLoopRollouts` in place of
     the generation model's ``generate``), with a cache of ``max_cache_len`` tokens for the whole run. Returns
     whether it was installed: not when :func:`static_loop_unsupported` gives a reason.
 
     ``compile``: None compiles the loop's step on CUDA (``torch.compile(mode="reduce-overhead")``) and runs it
     eagerly elsewhere. ``merge_lora``: decode a LoRA policy through a merged copy (``train.rollout_merged_lora``).
-    ``grouped_attention``: :class:`grpo.eval.static_decode.StaticDecoder`'s setting.
+    ``grouped_attention``: :class:`grpo.eval.static_decode.StaticDecoder`'s setting. ``logprobs``: record the
+    sampled tokens' log-probabilities (``train.rollout_off_policy_correction``).
     """
     if static_loop_unsupported(trainer) is not None:
         return False
     model = _rollout_model(trainer)
     if not isinstance(model.generate, StaticLoopRollouts):
         model.generate = StaticLoopRollouts(model, model.generate, max_cache_len, compile=compile,
-                                            merge_lora=merge_lora, grouped_attention=grouped_attention)
+                                            merge_lora=merge_lora, grouped_attention=grouped_attention,
+                                            logprobs=logprobs)
     return True

@@ -36,6 +36,7 @@ from grpo.models.model_card import write_run_card
 from grpo.models.loading import (LoadedModel, cuda_available, load, load_tokenizer, prepare_backend, resolve_path,
                          torch_dtype)
 from grpo.train.nonfinite_guard import NonFiniteGuard
+from grpo.train.off_policy import with_off_policy_correction
 from grpo.eval.report import before_after_table
 from grpo.train import warm_start
 from grpo.train.rollout import enable_compiled_decoding, install_static_loop, static_loop_unsupported
@@ -262,7 +263,9 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
         completions_log = CompletionsJsonl(run_dir / rundir.COMPLETIONS_FILE, config.logging.completions_every)
         callbacks.append(completions_log)
     dynamic = config.train.dynamic_sampling
-    trainer_class = with_step_phases(with_dynamic_sampling(GRPOTrainer) if dynamic.enabled else GRPOTrainer)
+    trainer_class = (with_off_policy_correction(GRPOTrainer) if config.train.rollout_off_policy_correction
+                     else GRPOTrainer)
+    trainer_class = with_step_phases(with_dynamic_sampling(trainer_class) if dynamic.enabled else trainer_class)
     with _tensorboard_dir(run_dir / rundir.TENSORBOARD_DIR):
         trainer = trainer_class(model=loaded.model, reward_funcs=reward_functions, args=args,
                                 train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)
@@ -291,13 +294,16 @@ def _set_up_rollouts(trainer, config: RunConfig, loaded: LoadedModel, splits) ->
     compiled = loaded.backend == "hf" and enable_compiled_decoding(trainer, config.train.cache_implementation,
                                                                    cache_len)
     if config.train.rollout_decoder == "static_loop":
-        if install_static_loop(trainer, cache_len, merge_lora=config.train.rollout_merged_lora):
+        if install_static_loop(trainer, cache_len, merge_lora=config.train.rollout_merged_lora,
+                               logprobs=config.train.rollout_off_policy_correction):
             on_cuda = trainer.accelerator.device.type == "cuda"  # where training puts the model (DeepSpeed moves
             # it there only when the trainer prepares it, after this line)
             _say(f"rollouts: static decode loop with a static KV cache of {cache_len} tokens, "
                  + ("compiled (the first step includes compilation)" if on_cuda else "eager (no CUDA)")
                  + ("; what it passes on to model.generate uses transformers' compiled static cache" if compiled
-                    else ""))
+                    else "")
+                 + ("; off-policy correction: TRL's ratio is taken against the sampled tokens' own log-probabilities"
+                    if config.train.rollout_off_policy_correction else ""))
             return
         _say(f"rollouts: model.generate, not the static decode loop: {static_loop_unsupported(trainer)}")
     if compiled:

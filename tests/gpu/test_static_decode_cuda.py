@@ -149,3 +149,24 @@ def test_compiled_loop_with_fused_projections_decodes_the_same_tokens(cuda_model
     with torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.equal(decoder(other["input_ids"], other["attention_mask"]),
                            greedy_generate(plain, other, NEW, [], pad))
+
+
+def test_compiled_loop_records_the_sampled_tokens_logprobs(cuda_model):
+    """``logprobs=True`` under the compiled step (one graph): each token's log-probability equals the model's own
+    (temperature 0.7) in one teacher-forced forward, as TRL's training forward computes it; 0 after eos."""
+    model, tokenizer = cuda_model
+    pad = tokenizer.pad_token_id
+    encoded = encode(tokenizer, PROMPTS, "cuda")
+    decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW, NEW, [tokenizer.eos_token_id], pad,
+                            Sampling(True, 0.7), fullgraph=True, logprobs=True)
+    tokens = decoder(encoded["input_ids"], encoded["attention_mask"], torch.Generator("cuda").manual_seed(0))
+    recorded = decoder.result_logprobs()
+    ids = torch.cat([encoded["input_ids"], tokens], dim=1)
+    mask = torch.cat([encoded["attention_mask"], torch.ones_like(tokens)], dim=1)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0)).logits
+    prompt = encoded["input_ids"].shape[1]
+    expected = torch.log_softmax(logits[:, prompt - 1:-1].float() / 0.7, dim=-1).gather(-1, tokens[..., None])[..., 0]
+    kept = torch.arange(tokens.shape[1], device="cuda")[None, :] < decoder._buffers.lengths[:, None]
+    torch.testing.assert_close(recorded[kept], expected[kept], rtol=1e-3, atol=1e-3)
+    assert torch.all(recorded[~kept] == 0)

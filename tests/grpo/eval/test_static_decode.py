@@ -258,3 +258,46 @@ def test_top_k_keeps_the_tokens_tied_with_the_kth_as_transformers_does():
     noise = torch.empty(logits.shape).exponential_(generator=torch.Generator().manual_seed(0))
     chosen = static_decode.next_tokens(logits, noise, Sampling(True, 1.0, 1.0, 2))
     assert kept == [0, 1, 2, 3] and sorted(set(chosen.tolist())) == kept
+
+
+@torch.no_grad()
+def _teacher_forced_logprobs(model, encoded, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(logits / T) of each of ``tokens`` given the prompt and the tokens before it, in one forward of
+    the whole left-padded sequence (as TRL's training forward computes them)."""
+    ids = torch.cat([encoded["input_ids"], tokens], dim=1)
+    mask = torch.cat([encoded["attention_mask"], torch.ones_like(tokens)], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
+    prompt = encoded["input_ids"].shape[1]
+    scores = torch.log_softmax(logits[:, prompt - 1:-1] / temperature, dim=-1)
+    return scores.gather(-1, tokens[..., None]).squeeze(-1)
+
+
+@pytest.mark.parametrize("sampling", [Sampling(), Sampling(True, 0.7), Sampling(True, 1.0, top_p=0.8, top_k=20)],
+                         ids=["greedy", "t0.7", "topk-topp"])
+def test_recorded_logprobs_are_the_models_own_for_each_chosen_token(model_and_tokenizer, sampling):
+    """``logprobs=True``: each chosen token's log-probability under softmax(logits / T) (top-k / top-p ignored, as
+    TRL's training forward ignores them), 0 after a row's eos; rows that stop early and rows that run to the end."""
+    model, tokenizer = model_and_tokenizer
+    encoded = encode(tokenizer, PROMPTS)
+    pad = tokenizer.pad_token_id
+    eos, _ = stopping_eos(greedy_generate(model, encoded, NEW, [], pad))
+    decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW, NEW, eos, pad, sampling, logprobs=True)
+    tokens = decoder(encoded["input_ids"], encoded["attention_mask"], torch.Generator().manual_seed(0))
+    recorded = decoder.result_logprobs()
+    assert recorded.shape == tokens.shape and recorded.dtype == torch.float32
+    expected = _teacher_forced_logprobs(model, encoded, tokens, sampling.temperature if sampling.do_sample else 1.0)
+    lengths = decoder._buffers.lengths
+    kept = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]
+    assert 0 < int(kept.sum()) < kept.numel()  # some rows stopped early
+    torch.testing.assert_close(recorded[kept], expected[kept], rtol=1e-4, atol=1e-4)
+    assert torch.all(recorded[~kept] == 0) and torch.all(recorded[kept] <= 0)
+
+
+def test_a_decoder_without_logprobs_says_so(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    encoded = encode(tokenizer, PROMPTS)
+    decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW, NEW, [], tokenizer.pad_token_id)
+    decoder(encoded["input_ids"], encoded["attention_mask"])
+    with pytest.raises(ValueError, match="does not record log-probabilities"):
+        decoder.result_logprobs()
