@@ -175,10 +175,11 @@ class TrainSection(_Section):
         "corrected with rollout_off_policy_correction; on an H200 rollouts 1.8x faster inside the GRPO step than "
         "through the adapter layers, docs/benchmarks.md)")
     rollout_off_policy_correction: bool = Field(
-        False, description="with rollout_decoder static_loop: the loop records each sampled token's log-probability "
-        "and TRL's clipped ratio is taken against it (train forward / sampler, clipped to [1 - epsilon, "
-        "1 + epsilon_high]) instead of treating the samples as the training forward's own: corrects the sampler's "
-        "numeric gap (the merged copy's bf16-rounded weights, KV-cached decoding); grpo.train.off_policy")
+        False, description="with rollout_decoder static_loop: truncated importance sampling, each completion "
+        "token's advantage weighted by min(p_train / p_sampler, 2) from the log-probabilities the loop recorded and "
+        "one extra forward without gradients, instead of treating the samples as the training forward's own: "
+        "corrects the sampler's numeric gap (the merged copy's bf16-rounded weights, KV-cached decoding); "
+        "grpo.train.off_policy")
     generation_kwargs: dict[str, Any] = Field(default_factory=dict)
     dynamic_sampling: DynamicSamplingSection = DynamicSamplingSection()
     warm_start: WarmStartSection = WarmStartSection()
@@ -416,6 +417,12 @@ def check_consistency(config: RunConfig) -> None:
         problems.append("model.load_in_4bit: needs a 16-bit compute dtype; set model.dtype to bfloat16 or auto")
     if train.rollout_decoder == "static_loop":
         problems.extend(_rollout_decoder_problems(train, model))
+        sampling = sorted(set(train.generation_kwargs) & {"temperature", "do_sample"})
+        if train.rollout_off_policy_correction and sampling:  # the loop samples at the generation config's
+            # temperature, the trainer divides by train.temperature: their log-probabilities must agree
+            problems.append(f"train.rollout_off_policy_correction: train.generation_kwargs sets {', '.join(sampling)}, "
+                            "so the rollouts' temperature may differ from train.temperature, by which the trainer "
+                            "divides; set train.temperature instead")
     else:
         if train.rollout_merged_lora:
             problems.append("train.rollout_merged_lora: only with train.rollout_decoder static_loop (model.generate "

@@ -52,7 +52,8 @@ def assemble(parts: list[dict[str, Any]], picks: list[tuple[int, int]], group_si
         raise ValueError(f"dynamic sampling supports text-only batches; got {', '.join(unsupported)}")
     output: dict[str, Any] = {}
     for key in LEFT_PADDED + RIGHT_PADDED + PER_ROW:
-        if parts[0].get(key) is None:
+        if any(part.get(key) is None for part in parts):  # a field some rounds lack (say, the sampler's
+            # log-probabilities of a round decoded by model.generate) is left out, as if no round had it
             continue
         rows = [parts[p][key][g * group_size:(g + 1) * group_size] for p, g in picks]
         if key in PER_ROW:

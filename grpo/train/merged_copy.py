@@ -13,11 +13,11 @@ other (frozen) tensor with the policy, and is refreshed from the current adapter
 The rollouts then sample from the merged weights, rounded once to the model's dtype (up to half a bf16 step of W per
 entry: early in training as large as the adapter's whole change to many entries). Training computes the
 log-probabilities with the unmerged adapter and treats the samples as on-policy, so that rounding is an off-policy
-gap, corrected only with ``train.rollout_off_policy_correction`` (:mod:`grpo.train.off_policy`: the sampled tokens'
-own log-probabilities as TRL's old policy). Hence opt-in (``train.rollout_merged_lora``). Measured on a CPU with a
-trained SmolLM2 adapter (docs/results/cpu-2026-11-30-merged-gap/), the gap was about as large as bf16's own against
-float32: log-probabilities 0.02 apart per token on average. On an H200 the copy decodes 64 rollouts of 256 tokens
-inside the GRPO bench's step in 0.69 s, its refresh included, against 1.25 s through the adapter layers
+gap, corrected only with ``train.rollout_off_policy_correction`` (:mod:`grpo.train.off_policy`: truncated importance
+weights from the sampled tokens' own log-probabilities). Hence opt-in (``train.rollout_merged_lora``). Measured on a
+CPU with a trained SmolLM2 adapter (docs/results/cpu-2026-11-30-merged-gap/), the gap was about as large as bf16's
+own against float32: log-probabilities 0.02 apart per token on average. On an H200 the copy decodes 64 rollouts of
+256 tokens inside the GRPO bench's step in 0.69 s, its refresh included, against 1.25 s through the adapter layers
 (docs/benchmarks.md). LoRA dropout does not apply to rollouts through the copy (it decodes in eval mode).
 
 Only plain LoRA on ``nn.Linear`` layers is merged: no DoRA or other LoRA variants, no LoRA bias, no quantized base

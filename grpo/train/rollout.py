@@ -123,7 +123,7 @@ class StaticLoopRollouts:
     would find such weights sharing one storage; the adapter alone is what this project saves).
     ``grouped_attention``: the decoder's setting of that name (off only to measure what it saves).
     ``logprobs``: the loop also records each sampled token's log-probability; the latest rollout's are kept until
-    :meth:`take_logprobs` (:mod:`grpo.train.off_policy` hands them to TRL's loss).
+    :meth:`take_logprobs` (:mod:`grpo.train.off_policy` weighs the training tokens with them).
     """
 
     def __init__(self, model, generate, max_cache_len: int, sync_every: int = 16, compile: bool | None = None,

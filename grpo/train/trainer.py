@@ -36,6 +36,7 @@ from grpo.models.model_card import write_run_card
 from grpo.models.loading import (LoadedModel, cuda_available, load, load_tokenizer, prepare_backend, resolve_path,
                          torch_dtype)
 from grpo.train.nonfinite_guard import NonFiniteGuard
+from grpo.train import off_policy
 from grpo.train.off_policy import with_off_policy_correction
 from grpo.eval.report import before_after_table
 from grpo.train import warm_start
@@ -263,9 +264,11 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
         completions_log = CompletionsJsonl(run_dir / rundir.COMPLETIONS_FILE, config.logging.completions_every)
         callbacks.append(completions_log)
     dynamic = config.train.dynamic_sampling
-    trainer_class = (with_off_policy_correction(GRPOTrainer) if config.train.rollout_off_policy_correction
-                     else GRPOTrainer)
-    trainer_class = with_step_phases(with_dynamic_sampling(trainer_class) if dynamic.enabled else trainer_class)
+    correction = config.train.rollout_off_policy_correction
+    trainer_class = with_off_policy_correction(GRPOTrainer, inner=True) if correction else GRPOTrainer
+    trainer_class = with_dynamic_sampling(trainer_class) if dynamic.enabled else trainer_class
+    trainer_class = with_off_policy_correction(trainer_class, inner=False) if correction else trainer_class
+    trainer_class = with_step_phases(trainer_class)  # outermost: its rollout time includes the correction's forward
     with _tensorboard_dir(run_dir / rundir.TENSORBOARD_DIR):
         trainer = trainer_class(model=loaded.model, reward_funcs=reward_functions, args=args,
                                 train_dataset=splits.train, processing_class=loaded.tokenizer, callbacks=callbacks)
@@ -302,10 +305,12 @@ def _set_up_rollouts(trainer, config: RunConfig, loaded: LoadedModel, splits) ->
                  + ("compiled (the first step includes compilation)" if on_cuda else "eager (no CUDA)")
                  + ("; what it passes on to model.generate uses transformers' compiled static cache" if compiled
                     else "")
-                 + ("; off-policy correction: TRL's ratio is taken against the sampled tokens' own log-probabilities"
-                    if config.train.rollout_off_policy_correction else ""))
+                 + ("; off-policy correction: each token's advantage weighted by min(p_train / p_sampler, "
+                    f"{off_policy.CAP:g})" if config.train.rollout_off_policy_correction else ""))
             return
-        _say(f"rollouts: model.generate, not the static decode loop: {static_loop_unsupported(trainer)}")
+        _say(f"rollouts: model.generate, not the static decode loop: {static_loop_unsupported(trainer)}"
+             + ("; train.rollout_off_policy_correction does nothing without the loop"
+                if config.train.rollout_off_policy_correction else ""))
     if compiled:
         _say(f"rollouts: static KV cache of {cache_len} tokens with compiled decoding (the first step "
              "includes compilation)")

@@ -49,6 +49,15 @@ def test_assemble_repads_prompts_on_the_left_and_completions_on_the_right():
     assert "old_per_token_logps" not in batch
 
 
+def test_assemble_carries_the_samplers_logprobs_and_drops_a_field_a_round_lacks():
+    parts = [_part(3, 2, [1.0, -1.0], fill=7) | {"sampling_per_token_logps": torch.full((2, 2), -0.5)},
+             _part(3, 4, [2.0, -2.0], fill=8) | {"sampling_per_token_logps": torch.full((2, 4), -0.25)}]
+    batch = assemble(parts, [(0, 0), (1, 0)], group_size=2, pad_token_id=0)
+    assert batch["sampling_per_token_logps"].tolist() == [[-0.5, -0.5, 0.0, 0.0]] * 2 + [[-0.25] * 4] * 2
+    without = assemble([parts[0], _part(3, 4, [2.0, -2.0], fill=8)], [(0, 0), (1, 0)], group_size=2, pad_token_id=0)
+    assert "sampling_per_token_logps" not in without
+
+
 def test_assemble_refuses_fields_it_cannot_repad():
     part = _part(2, 2, [1.0, 0.0], fill=1) | {"pixel_values": torch.zeros(2, 3)}
     try:

@@ -267,4 +267,3 @@ def test_static_loop_with_a_backend_auto_that_picks_unsloth_is_refused(tmp_path,
     assert "train.rollout_decoder: static_loop needs model.backend hf, and model.backend auto chose unsloth" in \
         capsys.readouterr().err
     assert not (tmp_path / "auto").exists()
-
