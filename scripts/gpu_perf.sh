@@ -7,8 +7,10 @@
 #      decode loop and one forward/backward of all 64 completions (mb64) in the update: as it is, with
 #      transformers' repeated key/value heads instead of the grouped-query attention read in place (repeatkv), and
 #      decoding through a merged copy of the LoRA policy (merged), and that without gradient checkpointing
-#      (merged:nogc, the fastest step measured: docs/benchmarks.md); and transformers' continuous batching instead of
-#      the loop (continuous, through TRL's use_transformers_continuous_batching). PERF_CASES replaces the case list;
+#      (merged:nogc, the fastest step measured: docs/benchmarks.md) or with the off-policy correction
+#      (merged:offpolicy: recorded log-probabilities, one forward more); and transformers' continuous batching
+#      instead of the loop (continuous, through TRL's use_transformers_continuous_batching). PERF_CASES replaces the
+#      case list;
 #   3. grpo bench kv on the same random model: greedy decode ms per step and tokens/s at batches 1, 8, 64 and 256,
 #      256 new tokens, model.generate with the static cache next to the static loop, the loop with and without the
 #      grouped-query attention;
@@ -58,7 +60,8 @@ note_tests_and_kv() {  # $1: tests_and_kv's status (above 3: the job itself was 
   [ $(($1 & 2)) -eq 0 ] || failed+=("bench kv")
 }
 cases=${PERF_CASES:-smollm2-135m:trl-baseline smollm2-135m:hf:loop:mb64 smollm2-135m:hf:loop:mb64:repeatkv
-  smollm2-135m:hf:loop:mb64:merged smollm2-135m:hf:loop:mb64:merged:nogc smollm2-135m:hf:continuous:mb64}
+  smollm2-135m:hf:loop:mb64:merged smollm2-135m:hf:loop:mb64:merged:nogc smollm2-135m:hf:loop:mb64:merged:offpolicy
+  smollm2-135m:hf:continuous:mb64}
 bench_train() {
   wants train || return 0
   # shellcheck disable=SC2086  # one word per case

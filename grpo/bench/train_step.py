@@ -57,6 +57,8 @@ CASE_SETTINGS = {
     "merged": "loop rollouts through a copy with the LoRA adapter merged (train.rollout_merged_lora)",
     "repeatkv": "loop decode steps with transformers' repeated key/value heads (the grouped-query attention read in "
                 "place off; grpo.eval.grouped_attention)",
+    "offpolicy": "loop rollouts with train.rollout_off_policy_correction (the loop records log-probabilities; one "
+                 "forward without gradients per step; grpo.train.off_policy)",
 }
 WORKLOAD = ("shape", "generations", "completion_tokens")
 # Rollouts that do not implement min_new_tokens: they decode to the full length anyway on random weights (module doc).
@@ -116,7 +118,7 @@ def parse_case(text: str, steps: int, generations: int = GENERATIONS,
     if (micro_batch or chosen) and parts[1] == "trl-baseline":
         raise ValueError(f"case {text!r}: mbN and other settings need a project backend (the baseline keeps TRL's "
                          "defaults)")
-    for needs_loop in ("merged", "repeatkv"):
+    for needs_loop in ("merged", "repeatkv", "offpolicy"):
         if needs_loop in chosen and rollout != "loop":
             raise ValueError(f"case {text!r}: {needs_loop} needs the loop rollout")
     if micro_batch and case.completions % micro_batch:
@@ -217,8 +219,14 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
                                        load_in_4bit=case.load_in_4bit, max_seq_length=256 + case.completion_tokens,
                                        gradient_checkpointing=(case.backend == "unsloth"
                                                                and "nogc" not in case.settings)))
-            trainer = GRPOTrainer(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
-                                  train_dataset=_dataset(case), processing_class=loaded.tokenizer)
+            trainer_class = GRPOTrainer
+            if "offpolicy" in case.settings:
+                from grpo.train.off_policy import with_off_policy_correction
+
+                trainer_class = with_off_policy_correction(with_off_policy_correction(GRPOTrainer, inner=True),
+                                                           inner=False)
+            trainer = trainer_class(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
+                                    train_dataset=_dataset(case), processing_class=loaded.tokenizer)
         if case.backend != "trl-baseline":
             from grpo.eval.generation import static_cache_len
             from grpo.train.rollout import enable_compiled_decoding, install_static_loop, static_loop_unsupported
@@ -228,7 +236,8 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
                                          case.completion_tokens)
             if case.rollout == "loop" and not install_static_loop(trainer, cache_len,
                                                                   merge_lora="merged" in case.settings,
-                                                                  grouped_attention="repeatkv" not in case.settings):
+                                                                  grouped_attention="repeatkv" not in case.settings,
+                                                                  logprobs="offpolicy" in case.settings):
                 raise RuntimeError(f"{case.label}: the static loop cannot run here: {static_loop_unsupported(trainer)}")
         phases = install_phase_timers(trainer)
         on_gpu = torch.cuda.is_available()

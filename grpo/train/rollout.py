@@ -229,11 +229,13 @@ def _rollout_model(trainer):
     return trainer.accelerator.unwrap_model(trainer.model)
 
 
+INSTALLED = "_grpo_static_loop_rollouts"  # the trainer's attribute holding what install_static_loop installed
+
+
 def installed_rollouts(trainer) -> StaticLoopRollouts | None:
     """The :class:`StaticLoopRollouts` that :func:`install_static_loop` put in front of ``trainer``'s generate, if
-    any."""
-    generate = getattr(_rollout_model(trainer), "generate", None)
-    return generate if isinstance(generate, StaticLoopRollouts) else None
+    any (kept on the trainer: whatever wraps ``generate`` later, such as the bench's phase timers, hides it there)."""
+    return getattr(trainer, INSTALLED, None)
 
 
 def static_loop_unsupported(trainer) -> str | None:
@@ -271,4 +273,5 @@ def install_static_loop(trainer, max_cache_len: int, compile: bool | None = None
         model.generate = StaticLoopRollouts(model, model.generate, max_cache_len, compile=compile,
                                             merge_lora=merge_lora, grouped_attention=grouped_attention,
                                             logprobs=logprobs)
+    setattr(trainer, INSTALLED, model.generate)
     return True

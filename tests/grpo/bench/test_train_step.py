@@ -30,11 +30,13 @@ def test_parse_case_workload_settings():
     assert parse_case("smollm2-135m:hf:static:compile:nogc", 3).label == "smollm2-135m hf static nogc compile"
     assert parse_case("smollm2-135m:hf:loop:merged", 3).settings == ("merged",)
     assert parse_case("smollm2-135m:hf:loop:repeatkv", 3).label == "smollm2-135m hf loop repeatkv"
+    assert parse_case("smollm2-135m:hf:loop:merged:offpolicy", 3).settings == ("merged", "offpolicy")
     for text, message in [("smollm2-135m:hf:mb48", "N dividing the 64 completions"),
                           ("smollm2-135m:trl-baseline:mb64", "need a project backend"),
                           ("smollm2-135m:trl-baseline:liger", "need a project backend"),
                           ("smollm2-135m:hf:static:merged", "merged needs the loop rollout"),
                           ("smollm2-135m:hf:repeatkv", "repeatkv needs the loop rollout"),
+                          ("smollm2-135m:hf:offpolicy", "offpolicy needs the loop rollout"),
                           ("smollm2-135m:hf:fast", "unknown setting 'fast'")]:
         with pytest.raises(ValueError, match=message):
             parse_case(text, 3)
@@ -90,12 +92,16 @@ def test_case_runs_and_reports(tmp_path, tiny_model_dir, backend):
 
 
 @pytest.mark.usefixtures("tiny_shape")
-@pytest.mark.parametrize("settings", [(), ("repeatkv",)], ids=["grouped-kv", "repeatkv"])
+@pytest.mark.parametrize("settings", [(), ("repeatkv",), ("offpolicy",)],
+                         ids=["grouped-kv", "repeatkv", "offpolicy"])
 def test_loop_rollout_case_decodes_through_the_static_loop(tmp_path, tiny_model_dir, monkeypatch, settings):
-    """Each step's rollout goes through the loop; ``repeatkv`` turns its grouped-query attention off."""
-    from grpo.train import rollout
+    """Each step's rollout goes through the loop; ``repeatkv`` turns its grouped-query attention off; ``offpolicy``
+    records the log-probabilities and weighs the tokens (grpo.train.off_policy)."""
+    from grpo.train import off_policy, rollout
 
-    calls = []
+    calls, weighed = [], []
+    weights = off_policy.importance_weights
+    monkeypatch.setattr(off_policy, "importance_weights", lambda *args: weighed.append(1) or weights(*args))
     original = rollout.StaticLoopRollouts.__call__
     monkeypatch.setattr(rollout.StaticLoopRollouts, "__call__",
                         lambda self, *args, **kwargs: calls.append(self.grouped_attention) or original(self, *args,
@@ -105,6 +111,7 @@ def test_loop_rollout_case_decodes_through_the_static_loop(tmp_path, tiny_model_
     assert len(calls) >= 2  # one rollout per step, each through the loop
     assert set(calls) == {"repeatkv" not in settings}
     assert row["completions_per_step"] == 4 and row["seconds_per_step"] > row["generation_seconds"] > 0
+    assert bool(weighed) == ("offpolicy" in settings)  # every step's batch weighed by grpo.train.off_policy
 
 
 @pytest.mark.usefixtures("tiny_shape")
