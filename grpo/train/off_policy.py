@@ -40,7 +40,9 @@ import torch
 from grpo.train.rollout import installed_rollouts
 
 CAP = 2.0  # truncation of the importance weight (Yao et al. 2025, "Your efficient RL framework secretly brings you
-# off-policy RL training", used C = 2); a ratio above it is a gap the samples cannot correct, not one to amplify
+# off-policy RL training", used C = 2); a ratio above it is a gap the samples cannot correct, not one to amplify. In
+# the merged copy's CPU measurement (docs/results/cpu-2026-11-30-merged-gap/) the 99th percentile of the gap was 0.45,
+# below log 2 = 0.69: under 1% of the tokens would reach the cap
 SAMPLER_KEY = "sampling_per_token_logps"
 
 
