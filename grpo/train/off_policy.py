@@ -36,6 +36,7 @@ temperature must be the trainer's: the config refuses ``train.generation_kwargs`
 from __future__ import annotations
 
 import torch
+from trl.models.utils import disable_gradient_checkpointing
 
 from grpo.train.rollout import installed_rollouts
 
@@ -95,7 +96,9 @@ class OffPolicyCorrectionMixin:
         if policy is None:
             ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
             attention = torch.cat([batch["prompt_mask"], mask], dim=1)
-            with torch.no_grad():
+            # as TRL's own extra forward for its vLLM correction: without gradient checkpointing, which under
+            # no_grad (reentrant) would only warn in every layer
+            with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
                 policy = self._get_per_token_logps_and_entropies(
                     self.model, ids, attention, batch["completion_ids"].shape[1],
                     batch_size=self.args.per_device_train_batch_size)[0]

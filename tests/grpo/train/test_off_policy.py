@@ -94,8 +94,10 @@ class _Weighted(off_policy.OffPolicyCorrectionMixin, _Batch):
 def _weighted(batch, policy):
     from collections import defaultdict
 
-    return _Weighted(batch=batch, policy=policy, forwards=0, model=SimpleNamespace(training=True),
-                     args=SimpleNamespace(per_device_train_batch_size=2), _metrics={"train": defaultdict(list)})
+    return _Weighted(batch=batch, policy=policy, forwards=0,
+                     model=SimpleNamespace(training=True, is_gradient_checkpointing=False),
+                     args=SimpleNamespace(per_device_train_batch_size=2, gradient_checkpointing_kwargs=None),
+                     _metrics={"train": defaultdict(list)})
 
 
 def test_advantages_become_per_token_and_weighted():
@@ -116,8 +118,9 @@ def test_advantages_become_per_token_and_weighted():
 
 
 @pytest.mark.parametrize("settings", [[], ["train.rollout_merged_lora=true"],
-                                      ["train.dynamic_sampling.enabled=true", "train.dynamic_sampling.max_rounds=2"]],
-                         ids=["adapter-layers", "merged-copy", "dynamic-sampling"])
+                                      ["train.dynamic_sampling.enabled=true", "train.dynamic_sampling.max_rounds=2"],
+                                      ["model.gradient_checkpointing=true"]],
+                         ids=["adapter-layers", "merged-copy", "dynamic-sampling", "checkpointing"])
 def test_trls_loss_gets_the_sampled_tokens_own_logprobs_and_per_token_advantages(tmp_path, tiny_model_dir,
                                                                                 monkeypatch, capsys, settings):
     """train.rollout_off_policy_correction in grpo train: every batch reaches TRL's loss with the loop's
