@@ -223,8 +223,7 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             if "offpolicy" in case.settings:
                 from grpo.train.off_policy import with_off_policy_correction
 
-                trainer_class = with_off_policy_correction(with_off_policy_correction(GRPOTrainer, inner=True),
-                                                           inner=False)
+                trainer_class = with_off_policy_correction(GRPOTrainer)
             trainer = trainer_class(model=loaded.model, reward_funcs=_reward, args=_args(case, output_dir, False),
                                     train_dataset=_dataset(case), processing_class=loaded.tokenizer)
         if case.backend != "trl-baseline":

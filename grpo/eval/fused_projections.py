@@ -32,6 +32,7 @@ fuses the stale modules again or, for a model that no longer qualifies, undoes t
 
 from __future__ import annotations
 
+import functools
 from types import MethodType
 
 import torch
@@ -78,8 +79,10 @@ def _mlp_forward(self, x):
     return self.down_proj(self.act_fn(gate) * up)
 
 
+@functools.cache
 def _supported() -> dict[type, tuple[tuple[str, ...], str, object]]:
-    """Module class -> (its projections to stack, the buffers' prefix, the fused forward)."""
+    """Module class -> (its projections to stack, the buffers' prefix, the fused forward); built once (the rollouts
+    check the fusion before every rollout)."""
     from transformers.models.llama.modeling_llama import LlamaAttention, LlamaMLP
     from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention, Qwen2MLP
 

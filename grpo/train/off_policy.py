@@ -110,8 +110,9 @@ class OffPolicyCorrectionMixin:
         return batch
 
 
-def with_off_policy_correction(trainer_class: type, inner: bool) -> type:
-    """``trainer_class`` with :class:`SamplerLogprobsMixin` (``inner``) or :class:`OffPolicyCorrectionMixin` in
-    front."""
-    mixin = SamplerLogprobsMixin if inner else OffPolicyCorrectionMixin
-    return type(f"{mixin.__name__[:-5]}{trainer_class.__name__}", (mixin, trainer_class), {})
+def with_off_policy_correction(trainer_class: type, inside=None) -> type:
+    """``trainer_class`` with :class:`SamplerLogprobsMixin` in front, then ``inside`` (a function that mixes in more,
+    such as dynamic sampling, or None), then :class:`OffPolicyCorrectionMixin` in front of it all."""
+    inner = type(f"SamplerLogprobs{trainer_class.__name__}", (SamplerLogprobsMixin, trainer_class), {})
+    middle = inside(inner) if inside is not None else inner
+    return type(f"OffPolicyCorrection{middle.__name__}", (OffPolicyCorrectionMixin, middle), {})

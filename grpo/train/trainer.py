@@ -264,10 +264,11 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
         completions_log = CompletionsJsonl(run_dir / rundir.COMPLETIONS_FILE, config.logging.completions_every)
         callbacks.append(completions_log)
     dynamic = config.train.dynamic_sampling
-    correction = config.train.rollout_off_policy_correction
-    trainer_class = with_off_policy_correction(GRPOTrainer, inner=True) if correction else GRPOTrainer
-    trainer_class = with_dynamic_sampling(trainer_class) if dynamic.enabled else trainer_class
-    trainer_class = with_off_policy_correction(trainer_class, inner=False) if correction else trainer_class
+    sampling = with_dynamic_sampling if dynamic.enabled else None
+    if config.train.rollout_off_policy_correction:  # its weights apply to the batch dynamic sampling assembles
+        trainer_class = with_off_policy_correction(GRPOTrainer, inside=sampling)
+    else:
+        trainer_class = sampling(GRPOTrainer) if sampling else GRPOTrainer
     trainer_class = with_step_phases(trainer_class)  # outermost: its rollout time includes the correction's forward
     with _tensorboard_dir(run_dir / rundir.TENSORBOARD_DIR):
         trainer = trainer_class(model=loaded.model, reward_funcs=reward_functions, args=args,

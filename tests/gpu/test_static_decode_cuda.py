@@ -19,7 +19,7 @@ from grpo.eval.generation import SamplingParams
 from grpo.eval.static_decode import Sampling, StaticDecoder, next_tokens
 from grpo.train.rollout import StaticLoopRollouts
 from tests.grpo.eval.static_decode_checks import (PROMPTS, encode, greedy_generate, sampled_pair_p_values,
-                                                  sharpened_model)
+                                                  sharpened_model, teacher_forced_logprobs)
 
 pytestmark = pytest.mark.gpu
 NEW = 16
@@ -161,12 +161,7 @@ def test_compiled_loop_records_the_sampled_tokens_logprobs(cuda_model):
                             Sampling(True, 0.7), fullgraph=True, logprobs=True)
     tokens = decoder(encoded["input_ids"], encoded["attention_mask"], torch.Generator("cuda").manual_seed(0))
     recorded = decoder.result_logprobs()
-    ids = torch.cat([encoded["input_ids"], tokens], dim=1)
-    mask = torch.cat([encoded["attention_mask"], torch.ones_like(tokens)], dim=1)
-    with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0)).logits
-    prompt = encoded["input_ids"].shape[1]
-    expected = torch.log_softmax(logits[:, prompt - 1:-1].float() / 0.7, dim=-1).gather(-1, tokens[..., None])[..., 0]
+    expected = teacher_forced_logprobs(model, encoded, tokens, 0.7)
     kept = torch.arange(tokens.shape[1], device="cuda")[None, :] < decoder._buffers.lengths[:, None]
     torch.testing.assert_close(recorded[kept], expected[kept], rtol=1e-3, atol=1e-3)
     assert torch.all(recorded[~kept] == 0)

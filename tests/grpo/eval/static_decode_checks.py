@@ -1,6 +1,6 @@
 """Helpers shared by the static decode loop's CPU tests (evaluation and rollouts) and its GPU tests (tests/gpu): a
 context-sensitive tiny model, left-padded prompts of different lengths, eos ids that end some or all rows early, the
-model's exact next-token distributions, and a chi-square p-value."""
+model's exact next-token distributions and teacher-forced log-probabilities, and a chi-square p-value."""
 
 from __future__ import annotations
 
@@ -44,6 +44,19 @@ def greedy_generate(model, encoded, max_new_tokens: int, eos_ids, pad_id: int) -
     output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
                             top_k=None, eos_token_id=list(eos_ids), pad_token_id=pad_id)
     return output[:, encoded["input_ids"].shape[1]:]
+
+
+@torch.no_grad()
+def teacher_forced_logprobs(model, encoded, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(logits / T) of each of ``tokens`` given the prompt and the tokens before it, in one forward of
+    the whole left-padded sequence (as TRL's training forward computes them)."""
+    ids = torch.cat([encoded["input_ids"], tokens], dim=1)
+    mask = torch.cat([encoded["attention_mask"], torch.ones_like(tokens)], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
+    prompt = encoded["input_ids"].shape[1]
+    scores = torch.log_softmax(logits[:, prompt - 1:-1] / temperature, dim=-1)
+    return scores.gather(-1, tokens[..., None]).squeeze(-1)
 
 
 def stopping_eos(free: torch.Tensor) -> tuple[set[int], set[int]]:

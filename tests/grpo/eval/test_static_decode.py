@@ -17,7 +17,7 @@ from grpo.eval.generation import SamplingParams
 from grpo.eval.static_decode import Sampling, StaticDecoder, decode, unsupported_reason
 from tests.grpo.eval.static_decode_checks import (PROMPTS, chi_square_p_value, encode, greedy_generate,
                                                   next_token_probs, sampled_pair_p_values, sharpened_model,
-                                                  stopping_eos)
+                                                  stopping_eos, teacher_forced_logprobs)
 
 NEW = 16
 # The chi-square tests below fail with probability 1e-4 each when the loop samples exactly the model's
@@ -260,19 +260,6 @@ def test_top_k_keeps_the_tokens_tied_with_the_kth_as_transformers_does():
     assert kept == [0, 1, 2, 3] and sorted(set(chosen.tolist())) == kept
 
 
-@torch.no_grad()
-def _teacher_forced_logprobs(model, encoded, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log softmax(logits / T) of each of ``tokens`` given the prompt and the tokens before it, in one forward of
-    the whole left-padded sequence (as TRL's training forward computes them)."""
-    ids = torch.cat([encoded["input_ids"], tokens], dim=1)
-    mask = torch.cat([encoded["attention_mask"], torch.ones_like(tokens)], dim=1)
-    positions = (mask.cumsum(-1) - 1).clamp_min(0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
-    prompt = encoded["input_ids"].shape[1]
-    scores = torch.log_softmax(logits[:, prompt - 1:-1] / temperature, dim=-1)
-    return scores.gather(-1, tokens[..., None]).squeeze(-1)
-
-
 @pytest.mark.parametrize("sampling", [Sampling(), Sampling(True, 0.7), Sampling(True, 1.0, top_p=0.8, top_k=20)],
                          ids=["greedy", "t0.7", "topk-topp"])
 def test_recorded_logprobs_are_the_models_own_for_each_chosen_token(model_and_tokenizer, sampling):
@@ -286,7 +273,7 @@ def test_recorded_logprobs_are_the_models_own_for_each_chosen_token(model_and_to
     tokens = decoder(encoded["input_ids"], encoded["attention_mask"], torch.Generator().manual_seed(0))
     recorded = decoder.result_logprobs()
     assert recorded.shape == tokens.shape and recorded.dtype == torch.float32
-    expected = _teacher_forced_logprobs(model, encoded, tokens, sampling.temperature if sampling.do_sample else 1.0)
+    expected = teacher_forced_logprobs(model, encoded, tokens, sampling.temperature if sampling.do_sample else 1.0)
     lengths = decoder._buffers.lengths
     kept = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]
     assert 0 < int(kept.sum()) < kept.numel()  # some rows stopped early
