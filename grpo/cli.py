@@ -157,6 +157,7 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from grpo.bench import decode as bench
+    from grpo.eval import split_kv_attention
     from grpo.eval.eval_run import Target, load_target
     from grpo.eval.fused_projections import is_fused
 
@@ -164,15 +165,18 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     model, tokenizer = load_target(target, fused=not args.unfused)
     device = next(model.parameters()).device
     fused = is_fused(model)
+    split_kv = not args.no_split_kv and split_kv_attention.triton is not None and device.type == "cuda"
     print(f"[grpo] KV-cache benchmark: {args.model} on {device}, {args.dtype}, projections "
-          f"{'fused' if fused else 'not fused'}", flush=True)
+          f"{'fused' if fused else 'not fused'}, loop decode attention "
+          f"{'split-KV kernel' if split_kv else 'SDPA'}", flush=True)
     print(bench.HEADER)
     rows = bench.kv_cache_table(model, tokenizer, args.batches, args.lengths, uncached=not args.cached_only,
                                 cache_implementation=args.cache_implementation, static_loop=args.static_loop,
-                                loop_repeated_kv=args.loop_repeated_kv)
+                                loop_repeated_kv=args.loop_repeated_kv, split_kv=not args.no_split_kv)
     print("\n" + bench.markdown(rows))
     if args.out:
-        Path(args.out).write_text(json.dumps([row.to_json() | {"fused_projections": fused} for row in rows], indent=2))
+        extra = {"fused_projections": fused, "split_kv_attention": split_kv}
+        Path(args.out).write_text(json.dumps([row.to_json() | extra for row in rows], indent=2))
     return 0
 
 
@@ -299,6 +303,9 @@ def _add_bench_commands(commands) -> None:
     kv.add_argument("--unfused", action="store_true",
                     help="decode with the model's own q/k/v and gate/up projections instead of one product each "
                          "(grpo eval fuses them; this measures what fusing saves)")
+    kv.add_argument("--no-split-kv", action="store_true",
+                    help="the loop's decode attention through SDPA's kernels instead of grpo.eval.split_kv_attention's "
+                         "(which it uses on CUDA with Triton; this measures what the kernel saves)")
     kv.add_argument("--out", help="write the rows as JSON here")
     kv.set_defaults(handler=cmd_bench_kv)
     summary = bench_commands.add_parser(

@@ -20,8 +20,12 @@ bench's chat template, no eos (every row decodes all tokens):
   float-mask        the padding mask built once per step as an additive float mask (transformers' eager_mask)
                     instead of a boolean one that SDPA converts in every layer
   fused-float       both of the above
+  fused-sdpa-attention  fused-projections, with the decode attention through SDPA's kernels (cuDNN's flash kernel on
+                    an H200) instead of grpo.eval.split_kv_attention's split-KV kernel, which every other variant
+                    uses since 2026-12-01 (fifth session) where it applies: what `grpo eval` ran before it
 Prints per variant: seconds of the first call (compile and graph record), ms per step over 256 tokens (median of
-3, prefill included as in bench kv), and a profile of 16 steps: GPU kernels per step, GPU busy ms per step (kernel
+3, prefill included as in bench kv), the host's ms per step to enqueue 64 steps against their wall ms per step
+(decode steps only), and a profile of 16 steps: GPU kernels per step, GPU busy ms per step (kernel
 time summed) and the kernels that take the most of it.
 
 Usage (device, after the lite wheels): python3 scripts/diag_decode_step.py TOKENIZER_DIR [VARIANT ...]
@@ -44,7 +48,7 @@ import torch
 from grpo.bench.decode import prompt_batch, timed
 
 VARIANTS = ("reduce-overhead", "after-batch-8", "max-autotune", "no-cudnn-attention", "freezing", "flex-attention",
-            "matmul-attention", "fused-projections", "float-mask", "fused-float")
+            "matmul-attention", "fused-projections", "float-mask", "fused-float", "fused-sdpa-attention")
 DEFAULT_VARIANTS = ("reduce-overhead", "no-cudnn-attention", "freezing")
 
 
@@ -86,14 +90,30 @@ def _matmul_attend(query, key, value, keep, scaling):
     return output.reshape(batch, heads, 1, dim)
 
 
-def _decoder(model, tokenizer, batch: int):
+def _decoder(model, tokenizer, batch: int, split_kv: bool = True):
     from grpo.eval.static_decode import StaticDecoder
 
     tokenizer.padding_side = "left"
     encoded = prompt_batch(tokenizer, batch, "cuda")
     ids, mask = encoded["input_ids"], encoded["attention_mask"]
-    decoder = StaticDecoder(model, ids.shape[1] + 256, 256, eos_ids=(), pad_id=tokenizer.pad_token_id)
+    decoder = StaticDecoder(model, ids.shape[1] + 256, 256, eos_ids=(), pad_id=tokenizer.pad_token_id,
+                            split_kv_attention=split_kv)
     return decoder, ids, mask
+
+
+def _enqueue_time(decoder, steps: int = 64) -> dict:
+    """Host ms per step to enqueue ``steps`` steps (no sync between them) against wall ms per step until the GPU
+    has run them: when the first is the smaller, the host runs ahead and the GPU is the bound."""
+    import time
+
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        decoder.step()
+    enqueued = time.perf_counter() - start
+    torch.cuda.synchronize()
+    return {"host_ms_per_step": 1000 * enqueued / steps,
+            "steps_only_ms_per_step": 1000 * (time.perf_counter() - start) / steps}
 
 
 def _profile(decoder, steps: int = 16) -> dict:
@@ -133,7 +153,8 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
         from grpo.eval import grouped_attention
 
         attend = _flex_attend if variant == "flex-attention" else _matmul_attend
-        AttentionInterface.register(grouped_attention.NAME, _decode_only(attend))
+        for name in (grouped_attention.NAME, grouped_attention.SPLIT_KV_NAME):
+            AttentionInterface.register(name, _decode_only(attend))
     if variant == "max-autotune":
         static_decode._COMPILED_STEPS[False] = torch.compile(static_decode._decode_step, mode="max-autotune")
     if variant in ("float-mask", "fused-float"):  # the grouped decode attention's mask: float, built once a step
@@ -141,10 +162,11 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
 
         from grpo.eval import grouped_attention
 
-        AttentionMaskInterface.register(grouped_attention.NAME, eager_mask)
+        for name in (grouped_attention.NAME, grouped_attention.SPLIT_KV_NAME):  # (the split-KV kernel takes
+            AttentionMaskInterface.register(name, eager_mask)  # boolean masks only: these steps keep SDPA's)
     folder = materialize_shape("smollm2-135m", Path(tempfile.mkdtemp()), tokenizer_dir)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to("cuda").eval()
-    if variant in ("fused-projections", "fused-float"):
+    if variant in ("fused-projections", "fused-float", "fused-sdpa-attention"):
         from grpo.eval.fused_projections import fuse_projections
 
         reason = fuse_projections(model.requires_grad_(False))
@@ -155,10 +177,12 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
     if variant == "after-batch-8":
         small, ids8, mask8 = _decoder(model, tokenizer, 8)
         result["batch8_first_call_s"] = timed(lambda: small(ids8, mask8))[0]
-    decoder, ids, mask = _decoder(model, tokenizer, 64)
+    decoder, ids, mask = _decoder(model, tokenizer, 64, split_kv=variant != "fused-sdpa-attention")
     result["first_call_s"] = timed(lambda: decoder(ids, mask))[0]
     times = [timed(lambda: decoder(ids, mask))[0] for _ in range(3)]
     result["ms_per_step"] = 1000 * statistics.median(times) / 256
+    decoder.prefill(ids, mask)
+    result.update(_enqueue_time(decoder))
     decoder.prefill(ids, mask)
     result.update(_profile(decoder))
     stats = dict(torch._dynamo.utils.counters["stats"])

@@ -13,6 +13,11 @@ structure separates them. So the query is folded to batch x kv_heads x groups x 
 ``scaled_dot_product_attention`` with the keys and values as the cache holds them. Same kernels, same float32
 softmax inside them, no copy; head ``kv * groups + g`` comes back where ``repeat_kv`` would have put it.
 
+On CUDA, where Triton can take the call (:func:`grpo.eval.split_kv_attention.supports`), the decode step goes to
+:mod:`grpo.eval.split_kv_attention` instead: the same grouped reading, in a kernel that splits each head's cache
+across thread blocks and loads only the slots the mask keeps (:data:`SPLIT_KV_NAME`, the default of
+:func:`decode_attention`).
+
 Every other call (prefill and training forwards with more than one query token, dropout, position biases, a mask
 per head, models without grouped heads) goes to transformers' SDPA attention unchanged. The implementation is
 registered under :data:`NAME`, with SDPA's mask, and switched on only around the static loop's decode steps
@@ -32,9 +37,11 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from grpo.eval import split_kv_attention
 from grpo.eval.kvcache import text_config
 
 NAME = "grpo_grouped_decode_sdpa"
+SPLIT_KV_NAME = "grpo_split_kv_decode"
 SWITCHABLE = frozenset({"sdpa"})  # the implementation whose decode steps this replaces
 
 
@@ -55,8 +62,22 @@ def grouped_decode_attention(module, query: torch.Tensor, key: torch.Tensor, val
     return output.reshape(batch, 1, heads, head_dim), None
 
 
-AttentionInterface.register(NAME, grouped_decode_attention)
-AttentionMaskInterface.register(NAME, sdpa_mask)
+def split_kv_decode_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                              attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                              **kwargs) -> tuple[torch.Tensor, None]:
+    """:func:`grouped_decode_attention`, with the one-token steps that :mod:`grpo.eval.split_kv_attention` supports
+    on CUDA computed by its split-cache kernel."""
+    if (query.device.type == "cuda" and not dropout and kwargs.get("position_bias") is None
+            and split_kv_attention.supports(query, key, value, attention_mask)):
+        scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+        return split_kv_attention.decode_attention(query, key, value, attention_mask, scale), None
+    return grouped_decode_attention(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                    **kwargs)
+
+
+for _name, _function in ((NAME, grouped_decode_attention), (SPLIT_KV_NAME, split_kv_decode_attention)):
+    AttentionInterface.register(_name, _function)
+    AttentionMaskInterface.register(_name, sdpa_mask)
 
 
 def applies_to(model) -> bool:
@@ -72,9 +93,10 @@ def _switchable(config) -> bool:
 
 
 @contextmanager
-def decode_attention(model, enabled: bool = True) -> Iterator[None]:
-    """``model`` attends with :func:`grouped_decode_attention` inside the block (when ``enabled`` and it
-    :func:`applies_to` the model), with its own implementation again afterwards."""
+def decode_attention(model, enabled: bool = True, split_kv: bool = True) -> Iterator[None]:
+    """``model`` attends with :func:`split_kv_decode_attention` (``split_kv``) or :func:`grouped_decode_attention`
+    inside the block (when ``enabled`` and it :func:`applies_to` the model), with its own implementation again
+    afterwards."""
     config = text_config(model.config)
     if not (enabled and _switchable(config)):
         yield
@@ -82,7 +104,7 @@ def decode_attention(model, enabled: bool = True) -> Iterator[None]:
     # The internal attribute, as transformers' own set_attn_implementation writes it: the property's setter would
     # also rewrite sub-configs, and restoring through it could flatten settings of their own.
     previous = config._attn_implementation_internal
-    config._attn_implementation_internal = NAME
+    config._attn_implementation_internal = SPLIT_KV_NAME if split_kv else NAME
     try:
         yield
     finally:

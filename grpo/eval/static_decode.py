@@ -24,7 +24,8 @@ over the vocabulary: inductor (torch 2.11, H200) failed to generate the kernel f
 :data:`CUMSUM_BLOCK`, each scan short enough not to be split.
 
 Attention: each decode step reads grouped-query keys and values where the cache holds them
-(:mod:`grpo.eval.grouped_attention`) instead of transformers' repeated copies of them; prefill is the model's own.
+(:mod:`grpo.eval.grouped_attention`) instead of transformers' repeated copies of them, on CUDA through a kernel
+that splits the cache across thread blocks (:mod:`grpo.eval.split_kv_attention`); prefill is the model's own.
 
 Scope: Llama and Qwen2 families (their forward takes ``past_key_values``, ``position_ids``, ``attention_mask``,
 ``logits_to_keep``; transformers 5.x dropped ``cache_position``, the static cache counts its own write position on
@@ -234,7 +235,9 @@ class StaticDecoder:
     settings the caller decodes with, when not the model's own (checked by :func:`unsupported_reason`).
     ``grouped_attention``: decode steps read grouped-query keys and values where the cache holds them
     (:mod:`grpo.eval.grouped_attention`) instead of transformers' repeated copies; turned off only to measure the
-    copies (``grpo bench kv --loop-repeated-kv``). ``logprobs``: also record each chosen token's log-probability
+    copies (``grpo bench kv --loop-repeated-kv``). ``split_kv_attention``: those reads go to
+    :mod:`grpo.eval.split_kv_attention`'s kernel on CUDA where it supports the call (off: SDPA's kernels, to
+    measure what the kernel saves, ``grpo bench kv --no-split-kv``). ``logprobs``: also record each chosen token's log-probability
     (:func:`chosen_logprobs`, read with :meth:`result_logprobs`): the sampler's side of an off-policy correction
     (``train.rollout_off_policy_correction``).
     """
@@ -242,7 +245,7 @@ class StaticDecoder:
     def __init__(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
                  sampling: Sampling = Sampling(), sync_every: int = 16, compile: bool | None = None,
                  fullgraph: bool = False, generation_config: GenerationConfig | None = None,
-                 grouped_attention: bool = True, logprobs: bool = False):
+                 grouped_attention: bool = True, logprobs: bool = False, split_kv_attention: bool = True):
         reason = unsupported_reason(model, generation_config)
         if reason is not None:
             raise ValueError(f"static decode loop: {reason}; use model.generate")
@@ -251,7 +254,7 @@ class StaticDecoder:
         self.model, self.max_cache_len, self.max_new_tokens = model, max_cache_len, max_new_tokens
         self.eos_ids, self.pad_id = sorted(set(eos_ids)), pad_id
         self.sampling, self.sync_every, self.grouped_attention = sampling, sync_every, grouped_attention
-        self.logprobs = logprobs
+        self.logprobs, self.split_kv_attention = logprobs, split_kv_attention
         self.device = next(model.parameters()).device
         head = model.get_output_embeddings()
         self._vocab_size = getattr(head, "out_features", None) or head.weight.shape[0]  # the logits' width
@@ -322,7 +325,7 @@ class StaticDecoder:
         self._draw_noise()
         if self.compiled and self.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
-        with decode_attention(self.model, self.grouped_attention):
+        with decode_attention(self.model, self.grouped_attention, self.split_kv_attention):
             self._step(self.model, self._cache, self._buffers, self.sampling, self.pad_id)
 
     def all_finished(self) -> bool:

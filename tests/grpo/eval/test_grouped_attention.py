@@ -11,7 +11,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from grpo.eval import grouped_attention
-from grpo.eval.grouped_attention import NAME, applies_to, decode_attention, grouped_decode_attention
+from grpo.eval.grouped_attention import (NAME, SPLIT_KV_NAME, applies_to, decode_attention, grouped_decode_attention,
+                                         split_kv_decode_attention)
 from grpo.eval.static_decode import StaticDecoder
 from tests.grpo.eval.static_decode_checks import PROMPTS, encode, greedy_generate, sharpened_model
 
@@ -60,6 +61,9 @@ def test_decode_attention_switches_the_model_only_inside_the_block(tiny_model_di
     model, _ = sharpened_model(tiny_model_dir)
     assert model.config._attn_implementation == "sdpa" and applies_to(model)  # 4 query heads over 2 kv heads
     with decode_attention(model):
+        assert model.config._attn_implementation == SPLIT_KV_NAME
+    assert model.config._attn_implementation == "sdpa"
+    with decode_attention(model, split_kv=False):
         assert model.config._attn_implementation == NAME
     assert model.config._attn_implementation == "sdpa"
     with pytest.raises(RuntimeError), decode_attention(model):
@@ -83,24 +87,28 @@ def test_models_without_grouped_heads_or_sdpa_keep_their_attention(tiny_model_di
 
 
 def test_static_loop_decodes_through_it_with_generate_s_tokens(tiny_model_dir, monkeypatch):
-    """The loop's decode steps call the grouped attention (one query token each) and still give generate's greedy
-    tokens, which the loop without it gives too."""
+    """The loop's decode steps call the grouped attention (one query token each; the split-KV function unless
+    ``split_kv_attention`` is off) and still give generate's greedy tokens, which the loop without it gives too."""
     model, tokenizer = sharpened_model(tiny_model_dir)
     encoded = encode(tokenizer, PROMPTS)
-    query_lengths = []
+    calls = []
 
-    def spy(module, query, *args, **kwargs):
-        query_lengths.append(query.shape[2])
-        return grouped_decode_attention(module, query, *args, **kwargs)
+    def spy(name, function):
+        def attention(module, query, *args, **kwargs):
+            calls.append((name, query.shape[2]))
+            return function(module, query, *args, **kwargs)
+        return attention
 
-    monkeypatch.setitem(AttentionInterface._global_mapping, NAME, spy)
+    monkeypatch.setitem(AttentionInterface._global_mapping, NAME, spy(NAME, grouped_decode_attention))
+    monkeypatch.setitem(AttentionInterface._global_mapping, SPLIT_KV_NAME,
+                        spy(SPLIT_KV_NAME, split_kv_decode_attention))
     new_tokens = 6
     expected = greedy_generate(model, encoded, new_tokens, [], tokenizer.pad_token_id)
-    for grouped in (True, False):
-        query_lengths.clear()
+    steps = model.config.num_hidden_layers * (new_tokens - 1)
+    for grouped, split_kv, called in ((True, True, SPLIT_KV_NAME), (True, False, NAME), (False, True, None)):
+        calls.clear()
         decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + new_tokens, new_tokens, [],
-                                tokenizer.pad_token_id, grouped_attention=grouped)
+                                tokenizer.pad_token_id, grouped_attention=grouped, split_kv_attention=split_kv)
         assert torch.equal(decoder(encoded["input_ids"], encoded["attention_mask"]), expected)
-        layers = model.config.num_hidden_layers
-        assert query_lengths == ([1] * layers * (new_tokens - 1) if grouped else [])
+        assert calls == ([(called, 1)] * steps if called else [])
     assert model.config._attn_implementation == "sdpa"

@@ -1,0 +1,42 @@
+"""grpo.eval.split_kv_attention's kernels on CUDA (marked `gpu`): against SDPA over repeated key/value heads in
+float32, for bfloat16, float16 and float32 inputs (tests/grpo/eval/split_kv_cases.py), and compiled inside a
+function with fullgraph (how the static loop's step calls them). The compiled loop through them is checked against
+``generate`` in tests/gpu/test_static_decode_cuda.py and test_grouped_attention_cuda.py.
+Run on the device: `python3 -m pytest -m gpu tests/gpu -q`."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from grpo.eval.grouped_attention import split_kv_decode_attention
+from tests.grpo.eval.split_kv_cases import errors, padding_mask, reference
+
+pytestmark = pytest.mark.gpu
+TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 2e-2}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
+def test_kernels_equal_sdpa_over_repeated_heads(dtype):
+    for result in errors("cuda", dtype):
+        assert result["supported"] and result["shape_ok"], result
+        assert result["max_error"] < TOLERANCE[dtype], result
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(9, 3), (14, 2)], ids=["smollm2-135m", "qwen2.5-0.5b"])
+def test_compiled_attention_function_takes_the_kernels(heads, kv_heads):
+    torch.manual_seed(0)
+    batch, slots, head_dim = 64, 356, 64
+    query = torch.randn(batch, heads, 1, head_dim, device="cuda", dtype=torch.bfloat16)
+    key, value = (torch.randn(batch, kv_heads, slots, head_dim, device="cuda", dtype=torch.bfloat16)
+                  for _ in range(2))
+    mask = padding_mask(batch, slots, "cuda")
+    module = SimpleNamespace(num_key_value_groups=heads // kv_heads, is_causal=True)
+    compiled = torch.compile(lambda q, k, v, m: split_kv_decode_attention(module, q, k, v, m,
+                                                                          scaling=head_dim ** -0.5)[0],
+                             fullgraph=True)
+    got = compiled(query, key, value, mask)
+    torch.testing.assert_close(got.float(), reference(query, key, value, mask, head_dim ** -0.5),
+                               rtol=2e-2, atol=2e-2)

@@ -1,0 +1,61 @@
+"""Cases for grpo.eval.split_kv_attention's kernels, compared with SDPA over repeated key/value heads in float32:
+shared by the CPU test (Triton's interpreter, in a subprocess because the interpreter is chosen when the kernels are
+defined) and the GPU test. ``python -m tests.grpo.eval.split_kv_cases DEVICE DTYPE...`` prints one JSON line per
+case with the largest absolute difference."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+# batch, kv heads, query heads per kv head, cache slots, head dim: SmolLM2-135M's heads at a 300-slot cache; one
+# slot; a block and one slot more; several blocks per slice (1,300 slots > 16 slices of 64); no grouping; a head
+# size that is not a power of two (Triton's tensors are padded); Qwen2.5-0.5B's 7 query heads per kv head
+CASES = [(2, 3, 3, 300, 64), (1, 2, 2, 1, 16), (3, 1, 4, 65, 32), (2, 3, 3, 1300, 64), (2, 2, 1, 70, 64),
+         (2, 2, 2, 90, 8), (2, 2, 7, 128, 64)]
+
+
+def padding_mask(batch: int, slots: int, device) -> torch.Tensor:
+    """batch x 1 x 1 x slots, True where a real token is: row b has b*70 slots of left padding and b*40 unwritten
+    slots at the end (at least one real slot), so some rows' first or last slices keep nothing; the mask is a view
+    with the strides transformers' SDPA mask has after ``expand``."""
+    keep = torch.zeros(batch, slots, dtype=torch.bool, device=device)
+    for row in range(batch):
+        start = min(row * 70, slots - 1)
+        keep[row, start:max(start + 1, slots - row * 40)] = True
+    return keep[:, None, None, :].expand(batch, 1, 1, slots)
+
+
+def reference(query, key, value, mask, scaling) -> torch.Tensor:
+    groups = query.shape[1] // key.shape[1]
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query.float(), key.float().repeat_interleave(groups, 1), value.float().repeat_interleave(groups, 1),
+        attn_mask=mask, scale=scaling)
+    return expected.transpose(1, 2)
+
+
+def errors(device: str, dtype: torch.dtype) -> list[dict]:
+    from grpo.eval import split_kv_attention
+
+    results = []
+    for batch, kv_heads, groups, slots, head_dim in CASES:
+        generator = torch.Generator().manual_seed(slots)
+        shape = (batch, kv_heads, slots, head_dim)
+        query = torch.randn(batch, kv_heads * groups, 1, head_dim, generator=generator).to(device, dtype)
+        key, value = (torch.randn(*shape, generator=generator).to(device, dtype) for _ in range(2))
+        mask = padding_mask(batch, slots, device)
+        supported = split_kv_attention.supports(query, key, value, mask)
+        got = split_kv_attention.decode_attention(query, key, value, mask, head_dim ** -0.5) if supported else None
+        error = None if got is None else (got.float() - reference(query, key, value, mask, head_dim ** -0.5)).abs()
+        results.append({"case": [batch, kv_heads, groups, slots, head_dim], "dtype": str(dtype),
+                        "supported": supported, "shape_ok": got is not None and got.shape == (batch, 1, kv_heads * groups, head_dim),
+                        "max_error": None if error is None else error.max().item()})
+    return results
+
+
+if __name__ == "__main__":
+    for name in sys.argv[2:]:
+        for result in errors(sys.argv[1], getattr(torch, name)):
+            print(json.dumps(result), flush=True)
