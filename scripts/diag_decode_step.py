@@ -23,6 +23,8 @@ bench's chat template, no eos (every row decodes all tokens):
   fused-sdpa-attention  fused-projections, with the decode attention through SDPA's kernels (cuDNN's flash kernel on
                     an H200) instead of grpo.eval.split_kv_attention's split-KV kernel, which every other variant
                     uses since 2026-12-01 (fifth session) where it applies: what `grpo eval` ran before it
+  split-kv:BLOCK:SLICES  fused-projections with the split-KV kernel's cache blocks of BLOCK slots (power of two, at
+                    least 16) and at most SLICES slices per key/value head (shipped: split-kv:64:16), to choose them
 Prints per variant: seconds of the first call (compile and graph record), ms per step over 256 tokens (median of
 3, prefill included as in bench kv), the host's ms per step to enqueue 64 steps against their wall ms per step
 (decode steps only), and a profile of 16 steps: GPU kernels per step, GPU busy ms per step (kernel
@@ -134,6 +136,19 @@ def _profile(decoder, steps: int = 16) -> dict:
             "top_kernels_ms_per_step": {name[:80]: round(us / 1000 / steps, 4) for name, us in top}}
 
 
+def _set_split_kv_shape(variant: str) -> None:
+    """``split-kv:BLOCK:SLICES``: the kernel's block and slice limit for this process (read at each call)."""
+    from grpo.eval import split_kv_attention
+
+    try:
+        block, slices = (int(part) for part in variant.split(":")[1:])
+    except ValueError:
+        raise SystemExit(f"{variant!r}: expected split-kv:BLOCK:SLICES with two integers") from None
+    if block < 16 or block & (block - 1) or slices < 1:
+        raise SystemExit(f"{variant!r}: BLOCK must be a power of two >= 16 and SLICES >= 1")
+    split_kv_attention.BLOCK_N, split_kv_attention.MAX_SPLITS = block, slices
+
+
 def run_variant(variant: str, tokenizer_dir: str) -> dict:
     import torch._inductor.config as inductor_config
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -141,8 +156,10 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
     from grpo.bench.train_step import materialize_shape
     from grpo.eval import static_decode
 
-    if variant not in VARIANTS:
-        raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+    if variant.startswith("split-kv:"):
+        _set_split_kv_shape(variant)
+    elif variant not in VARIANTS:
+        raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}, split-kv:BLOCK:SLICES")
     if variant == "freezing":
         inductor_config.freezing = True
     if variant == "no-cudnn-attention":
@@ -166,7 +183,7 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
             AttentionMaskInterface.register(name, eager_mask)  # boolean masks only: these steps keep SDPA's)
     folder = materialize_shape("smollm2-135m", Path(tempfile.mkdtemp()), tokenizer_dir)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to("cuda").eval()
-    if variant in ("fused-projections", "fused-float", "fused-sdpa-attention"):
+    if variant in ("fused-projections", "fused-float", "fused-sdpa-attention") or variant.startswith("split-kv:"):
         from grpo.eval.fused_projections import fuse_projections
 
         reason = fuse_projections(model.requires_grad_(False))

@@ -2,7 +2,8 @@
 # Issue 15's headline figures in one device call (after `source .devcarry/setup-on-device.sh` or
 # scripts/gpu_learn_setup.sh's wheels; needs no model weights: random SmolLM2-135M weights, timing does not depend
 # on them):
-#   1. the static decode loop's GPU tests (pytest -m gpu tests/gpu/test_static_decode_cuda.py);
+#   1. the static decode loop's GPU tests (pytest -m gpu: tests/gpu/test_static_decode_cuda.py,
+#      test_grouped_attention_cuda.py, test_split_kv_attention_cuda.py);
 #   2. grpo bench train, 64 completions x 256 tokens per step: plain TRL + PEFT, and the hf backend with the static
 #      decode loop and one forward/backward of all 64 completions (mb64) in the update: as it is, with
 #      transformers' repeated key/value heads instead of the grouped-query attention read in place (repeatkv), and
@@ -13,13 +14,15 @@
 #      case list;
 #   3. grpo bench kv on the same random model: greedy decode ms per step and tokens/s at batches 1, 8, 64 and 256,
 #      256 new tokens, model.generate with the static cache next to the static loop, the loop with and without the
-#      grouped-query attention;
+#      grouped-query attention; then batch 64 again with the loop's decode attention through SDPA's kernels instead
+#      of the split-KV kernel (--no-split-kv, bench_kv_sdpa.json);
 #   4. grpo bench summary: perf_summary.json with rollout_tokens_per_s, step_speedup_vs_trl and
 #      eval_decode_ms_per_step (batch 64), each with the rows it came from.
 # PERF_PARTS picks some of them (default "tests kv train summary"; summary reads bench_train.json and
 # bench_kv.json from $OUT, or from PERF_KV / PERF_TRAIN when a part ran in an earlier call).
 # One after the other on one GPU, or (PERF_PARALLEL=1) steps 1 and 3 on a second GPU alongside step 2.
-# Leaves in $OUT: gpu_tests.log, bench_train.json/.log, bench_kv.json/.log, perf_summary.json (6 files). Every step
+# Leaves in $OUT: gpu_tests.log, bench_train.json/.log, bench_kv.json/.log, bench_kv_sdpa.json, perf_summary.json
+# (7 files). Every step
 # runs even when one before it failed; the exit status is 1 if any failed, and the failures are named at the end (a
 # failed GPU test means the loop's figures in perf_summary.json are not to be trusted).
 set -uo pipefail
@@ -44,13 +47,16 @@ tests_and_kv() {  # on $1; status: 1 the tests failed, 2 bench kv failed, 3 both
   local status=0
   if wants tests; then
     CUDA_VISIBLE_DEVICES=$1 python3 -m pytest -q -m gpu tests/gpu/test_static_decode_cuda.py \
-      tests/gpu/test_grouped_attention_cuda.py > "$out/gpu_tests.log" \
+      tests/gpu/test_grouped_attention_cuda.py tests/gpu/test_split_kv_attention_cuda.py > "$out/gpu_tests.log" \
       2>&1 || status=1
   fi
   if wants kv; then
     CUDA_VISIBLE_DEVICES=$1 python3 -m grpo.cli bench kv --model "$model" --dtype bfloat16 --batches 1 8 64 256 \
       --lengths 256 --cached-only --cache-implementation static --static-loop --loop-repeated-kv \
-      --out "$out/bench_kv.json" > "$out/bench_kv.log" 2>&1 || status=$((status + 2))
+      --out "$out/bench_kv.json" > "$out/bench_kv.log" 2>&1 || status=$(( status | 2 ))
+    CUDA_VISIBLE_DEVICES=$1 python3 -m grpo.cli bench kv --model "$model" --dtype bfloat16 --batches 64 \
+      --lengths 256 --cached-only --cache-implementation static --static-loop --no-split-kv \
+      --out "$out/bench_kv_sdpa.json" >> "$out/bench_kv.log" 2>&1 || status=$(( status | 2 ))
   fi
   return $status
 }

@@ -26,6 +26,8 @@ importable and the shapes fit (:func:`supports`); everything else keeps SDPA. Te
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 try:
@@ -42,7 +44,8 @@ MIN_ROWS = 16  # tl.dot needs at least 16 rows and 16 inner dimensions
 def supports(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None) -> bool:
     """Whether :func:`decode_attention` computes this call: Triton importable, tensors on a device Triton runs on
     (CUDA, or any device under Triton's interpreter), one query token, inputs of one floating dtype, heads of at most
-    256 dimensions, each head's dimensions contiguous, and a boolean padding mask of batch x 1 x 1 x cache slots."""
+    256 dimensions, each head's dimensions contiguous, a boolean padding mask of batch x 1 x 1 x cache slots, and
+    tensors small enough for 32-bit offsets."""
     if triton is None or query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
         return False
     if not (query.dtype == key.dtype == value.dtype) or (query.device.type != "cuda" and not _interpreted()):
@@ -55,14 +58,22 @@ def supports(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attent
         return False
     if query.stride(-1) != 1 or key.stride(-1) != 1 or value.stride(-1) != 1:  # the kernels index dim contiguously
         return False
-    return (attention_mask is not None and attention_mask.dtype == torch.bool and attention_mask.ndim == 4
+    if not (attention_mask is not None and attention_mask.dtype == torch.bool and attention_mask.ndim == 4
             and attention_mask.shape[0] == batch and attention_mask.shape[1] == 1 and attention_mask.shape[2] == 1
-            and attention_mask.shape[3] == key.shape[2])
+            and attention_mask.shape[3] == key.shape[2]):
+        return False
+    partial_results = batch * heads * MAX_SPLITS * max(MIN_ROWS, triton.next_power_of_2(head_dim))
+    return partial_results < 2**31 and all(_largest_offset(tensor) < 2**31
+                                           for tensor in (query, key, value, attention_mask))
+
+
+def _largest_offset(tensor: torch.Tensor) -> int:
+    """The largest element offset the kernels compute into ``tensor``: they index in 32-bit integers, which a cache of
+    2**31 elements or more would overflow."""
+    return sum((size - 1) * abs(stride) for size, stride in zip(tensor.shape, tensor.stride()))
 
 
 def _interpreted() -> bool:
-    import os
-
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 

@@ -54,6 +54,9 @@ def test_supports_one_token_steps_with_a_boolean_padding_mask(monkeypatch):
     assert not split_kv_attention.supports(query, key, value, None)
     assert not split_kv_attention.supports(query, key.transpose(-1, -2).contiguous().transpose(-1, -2), value,
                                            padding_mask(2, 40, "cpu"))  # dims not contiguous
+    huge = torch.empty(2**16, 3, 2**12, 64, device="meta")  # 2**34 elements: 32-bit offsets would overflow
+    assert not split_kv_attention.supports(torch.empty(2**16, 9, 1, 64, device="meta"), huge, huge,
+                                           torch.ones(2**16, 1, 1, 2**12, dtype=torch.bool, device="meta"))
     monkeypatch.delenv("TRITON_INTERPRET")
     assert not split_kv_attention.supports(*_inputs())  # a CPU without the interpreter
 
