@@ -157,15 +157,17 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from grpo.bench import decode as bench
-    from grpo.eval import split_kv_attention
     from grpo.eval.eval_run import Target, load_target
     from grpo.eval.fused_projections import is_fused
+    from grpo.eval.grouped_attention import applies_to, split_kv_refusal
 
     target = Target(args.model, args.model, None, load_config(None, [f"model.dtype={args.dtype}"]))
     model, tokenizer = load_target(target, fused=not args.unfused)
     device = next(model.parameters()).device
     fused = is_fused(model)
-    split_kv = not args.no_split_kv and split_kv_attention.triton is not None and device.type == "cuda"
+    # what the loop's decode steps attend through
+    split_kv = (not args.no_split_kv and device.type == "cuda" and applies_to(model)
+                and split_kv_refusal(model) is None)
     print(f"[grpo] KV-cache benchmark: {args.model} on {device}, {args.dtype}, projections "
           f"{'fused' if fused else 'not fused'}, loop decode attention "
           f"{'split-KV kernel' if split_kv else 'SDPA'}", flush=True)

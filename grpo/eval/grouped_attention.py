@@ -92,6 +92,20 @@ def _switchable(config) -> bool:
     return config._attn_implementation in SWITCHABLE and heads is not None and heads > kv_heads
 
 
+def split_kv_refusal(model) -> str | None:
+    """Why :mod:`grpo.eval.split_kv_attention`'s kernels refuse ``model``'s decode steps, which they would take (a
+    CUDA model switched to the grouped attention): they do not run, or do not agree with SDPA, on its GPU and
+    dtype. None when they take them, and for models whose steps never reach them (off CUDA, not switched)."""
+    config = text_config(model.config)
+    parameter = next(model.parameters())
+    if not _switchable(config) or parameter.device.type != "cuda":
+        return None
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    dtype = getattr(model, "dtype", parameter.dtype)
+    return split_kv_attention.unusable_reason(parameter.device, dtype, head_dim, heads // config.num_key_value_heads)
+
+
 @contextmanager
 def decode_attention(model, enabled: bool = True, split_kv: bool = True) -> Iterator[None]:
     """``model`` attends with :func:`split_kv_decode_attention` (``split_kv``) or :func:`grouped_decode_attention`

@@ -18,14 +18,17 @@ partial results per row (rescaled by their maxima) and writes the output where t
 scores and softmax are float32 and the probabilities are rounded to the values' dtype before their product with
 the values, as flash attention kernels do.
 
-Used by :func:`grpo.eval.grouped_attention.grouped_decode_attention` for one-token steps on CUDA when Triton is
-importable and the shapes fit (:func:`supports`); everything else keeps SDPA. Tested against SDPA on the GPU
+Used by :func:`grpo.eval.grouped_attention.split_kv_decode_attention` for one-token steps on CUDA when Triton is
+importable and the shapes fit (:func:`supports`); everything else keeps SDPA. A decoder checks once per process
+that the kernels run and agree with SDPA on its GPU and dtype (:func:`unusable_reason`) and otherwise decodes
+through SDPA, saying why. Tested against SDPA on the GPU
 (tests/gpu/test_split_kv_attention_cuda.py) and, through Triton's interpreter, on a CPU when Triton is installed
 (tests/grpo/eval/test_split_kv_attention.py).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -39,6 +42,8 @@ except ImportError:  # CPU-only installs: torch's CPU builds do not depend on Tr
 BLOCK_N = 64  # cache slots per inner iteration
 MAX_SPLITS = 16  # slices per key/value head; a cache of up to MAX_SPLITS * BLOCK_N slots gets one block per slice
 MIN_ROWS = 16  # tl.dot needs at least 16 rows and 16 inner dimensions
+# largest difference from SDPA that :func:`unusable_reason` accepts, per dtype (tests/gpu's tolerances)
+PROBE_TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 
 
 def supports(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None) -> bool:
@@ -65,6 +70,37 @@ def supports(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attent
     partial_results = batch * heads * MAX_SPLITS * max(MIN_ROWS, triton.next_power_of_2(head_dim))
     return partial_results < 2**31 and all(_largest_offset(tensor) < 2**31
                                            for tensor in (query, key, value, attention_mask))
+
+
+@functools.cache
+def unusable_reason(device: torch.device, dtype: torch.dtype, head_dim: int, groups: int) -> str | None:
+    """Why the kernels cannot take one-token steps of ``groups`` query heads per key/value head of ``head_dim``
+    dimensions in ``dtype`` on ``device`` (None: they can), found once per process by running them on a small random
+    input against SDPA over repeated heads.
+
+    Why: Triton compiles them for the GPU at hand when they first run. A GPU or Triton version they do not build
+    for, or build wrongly for, turns them off here with its reason, before a compiled decode step depends on them."""
+    if triton is None:
+        return "Triton is not installed"
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(2, groups, 1, head_dim, generator=generator).to(device, dtype)
+    key, value = (torch.randn(2, 1, 80, head_dim, generator=generator).to(device, dtype) for _ in range(2))
+    mask = torch.ones(2, 1, 1, 80, dtype=torch.bool, device=device)
+    mask[1, ..., :70] = False  # left padding over the whole first block of one row
+    if not supports(query, key, value, mask):
+        return f"they do not take {dtype} heads of {head_dim} dimensions on {device}"
+    try:
+        got = decode_attention(query, key, value, mask, head_dim ** -0.5)
+    except Exception as error:  # Triton's compile and launch errors share no base class; the reason names it
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return f"they failed on {device}: {type(error).__name__}: {first_line}"
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query.float(), key.float().repeat_interleave(groups, 1), value.float().repeat_interleave(groups, 1),
+        attn_mask=mask, scale=head_dim ** -0.5).transpose(1, 2)
+    difference = (got.float() - expected).abs().max().item()
+    if not difference <= PROBE_TOLERANCE[dtype]:  # (NaN fails too)
+        return f"they differ from SDPA by {difference:.3g} on {device} in {dtype}"
+    return None
 
 
 def _largest_offset(tensor: torch.Tensor) -> int:

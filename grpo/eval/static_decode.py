@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 from transformers import GenerationConfig, StaticCache
 
-from grpo.eval.grouped_attention import decode_attention
+from grpo.eval.grouped_attention import decode_attention, split_kv_refusal
 from grpo.eval.kvcache import text_config
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
@@ -237,7 +237,8 @@ class StaticDecoder:
     (:mod:`grpo.eval.grouped_attention`) instead of transformers' repeated copies; turned off only to measure the
     copies (``grpo bench kv --loop-repeated-kv``). ``split_kv_attention``: those reads go to
     :mod:`grpo.eval.split_kv_attention`'s kernel on CUDA where it supports the call (off: SDPA's kernels, to
-    measure what the kernel saves, ``grpo bench kv --no-split-kv``). ``logprobs``: also record each chosen token's log-probability
+    measure what the kernel saves, ``grpo bench kv --no-split-kv``); turned off, saying why, when the kernels do not
+    run or agree with SDPA on the model's GPU and dtype (:func:`grpo.eval.grouped_attention.split_kv_refusal`). ``logprobs``: also record each chosen token's log-probability
     (:func:`chosen_logprobs`, read with :meth:`result_logprobs`): the sampler's side of an off-policy correction
     (``train.rollout_off_policy_correction``).
     """
@@ -254,7 +255,8 @@ class StaticDecoder:
         self.model, self.max_cache_len, self.max_new_tokens = model, max_cache_len, max_new_tokens
         self.eos_ids, self.pad_id = sorted(set(eos_ids)), pad_id
         self.sampling, self.sync_every, self.grouped_attention = sampling, sync_every, grouped_attention
-        self.logprobs, self.split_kv_attention = logprobs, split_kv_attention
+        self.logprobs = logprobs
+        self.split_kv_attention = split_kv_attention and not (grouped_attention and self._split_kv_refused(model))
         self.device = next(model.parameters()).device
         head = model.get_output_embeddings()
         self._vocab_size = getattr(head, "out_features", None) or head.weight.shape[0]  # the logits' width
@@ -263,6 +265,15 @@ class StaticDecoder:
         self._cache: StaticCache | None = None
         self._buffers: _Buffers | None = None
         self._generator: torch.Generator | None = None
+
+    @staticmethod
+    def _split_kv_refused(model) -> bool:
+        """Whether the split-KV kernels refuse this model's decode steps (on a GPU or Triton version they fail
+        on): then the reason is printed and the steps attend through SDPA."""
+        reason = split_kv_refusal(model)
+        if reason is not None:
+            print(f"[grpo] static decode loop: split-KV decode attention off ({reason}); SDPA decodes", flush=True)
+        return reason is not None
 
     def serves(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
                sampling: Sampling, logprobs: bool = False) -> bool:

@@ -40,3 +40,15 @@ def test_compiled_attention_function_takes_the_kernels(heads, kv_heads):
     got = compiled(query, key, value, mask)
     torch.testing.assert_close(got.float(), reference(query, key, value, mask, head_dim ** -0.5),
                                rtol=2e-2, atol=2e-2)
+
+
+def test_the_probe_accepts_the_kernels_on_this_gpu(tiny_model_dir):
+    """The once-per-process check every CUDA decoder makes (grpo.eval.split_kv_attention.unusable_reason) passes
+    here: for the tiny test model (float32, 8-dimensional heads) and SmolLM2's heads in bfloat16."""
+    from grpo.eval import split_kv_attention
+    from grpo.eval.grouped_attention import split_kv_refusal
+    from tests.grpo.eval.static_decode_checks import sharpened_model
+
+    model, _ = sharpened_model(tiny_model_dir, "cuda")
+    assert split_kv_refusal(model) is None
+    assert split_kv_attention.unusable_reason(torch.device("cuda"), torch.bfloat16, 64, 3) is None

@@ -12,7 +12,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from grpo.eval import grouped_attention
 from grpo.eval.grouped_attention import (NAME, SPLIT_KV_NAME, applies_to, decode_attention, grouped_decode_attention,
-                                         split_kv_decode_attention)
+                                         split_kv_decode_attention, split_kv_refusal)
 from grpo.eval.static_decode import StaticDecoder
 from tests.grpo.eval.static_decode_checks import PROMPTS, encode, greedy_generate, sharpened_model
 
@@ -71,6 +71,7 @@ def test_decode_attention_switches_the_model_only_inside_the_block(tiny_model_di
     assert model.config._attn_implementation == "sdpa"
     with decode_attention(model, enabled=False):
         assert model.config._attn_implementation == "sdpa"
+    assert split_kv_refusal(model) is None  # a CPU model's steps never reach the kernels: nothing to refuse
 
 
 def test_models_without_grouped_heads_or_sdpa_keep_their_attention(tiny_model_dir):

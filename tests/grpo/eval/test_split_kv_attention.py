@@ -68,3 +68,45 @@ def test_cpu_calls_keep_the_grouped_sdpa_attention():
     expected, _ = grouped_decode_attention(module, query, key, value, mask, scaling=0.125)
     got, _ = split_kv_decode_attention(module, query, key, value, mask, scaling=0.125)
     assert torch.equal(got, expected)
+
+
+@needs_triton
+def test_probe_accepts_kernels_that_agree_with_sdpa():
+    """Under the interpreter the kernels run on the CPU and agree: no reason, for SmolLM2's heads in float32 and a
+    small head in float16."""
+    probe = ("import torch; from grpo.eval.split_kv_attention import unusable_reason; cpu = torch.device('cpu'); "
+             "print(unusable_reason(cpu, torch.float32, 64, 3), unusable_reason(cpu, torch.float16, 8, 2))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=os.environ | {"TRITON_INTERPRET": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["None", "None"]
+
+
+@pytest.fixture
+def fresh_probe():
+    split_kv_attention.unusable_reason.cache_clear()
+    yield
+    split_kv_attention.unusable_reason.cache_clear()
+
+
+@needs_triton
+def test_probe_names_kernels_that_cannot_run(monkeypatch, fresh_probe):
+    """Compiled (not interpreted) kernels cannot launch without a GPU: the reason names the error instead of
+    raising it."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # supports() passes CPU tensors; the kernels were built compiled
+    reason = split_kv_attention.unusable_reason(torch.device("cpu"), torch.float32, 64, 3)
+    assert reason is not None and reason.startswith("they failed on cpu: ")
+
+
+@needs_triton
+def test_probe_names_kernels_that_compute_wrongly(monkeypatch, fresh_probe):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(split_kv_attention, "decode_attention",
+                        lambda query, *args: torch.zeros(query.shape[0], 1, query.shape[1], query.shape[3]))
+    reason = split_kv_attention.unusable_reason(torch.device("cpu"), torch.float32, 64, 3)
+    assert reason is not None and reason.startswith("they differ from SDPA by ")
+
+
+def test_probe_without_triton_says_so(monkeypatch, fresh_probe):
+    monkeypatch.setattr(split_kv_attention, "triton", None)
+    assert split_kv_attention.unusable_reason(torch.device("cpu"), torch.float32, 64, 3) == "Triton is not installed"

@@ -288,3 +288,24 @@ def test_a_decoder_without_logprobs_says_so(model_and_tokenizer):
     decoder(encoded["input_ids"], encoded["attention_mask"])
     with pytest.raises(ValueError, match="does not record log-probabilities"):
         decoder.result_logprobs()
+
+
+def test_a_decoder_whose_split_kv_kernels_are_refused_decodes_through_sdpa(model_and_tokenizer, monkeypatch,
+                                                                             capsys):
+    """When the kernels refuse the model (on a GPU or Triton version they fail on), the decoder says why once and
+    its steps attend through the grouped SDPA attention, with generate's tokens."""
+    model, tokenizer = model_and_tokenizer
+    encoded = encode(tokenizer, PROMPTS)
+    pad, length = tokenizer.pad_token_id, encoded["input_ids"].shape[1] + NEW
+    monkeypatch.setattr(static_decode, "split_kv_refusal",
+                        lambda model: "they failed on cuda:0: CompilationError: no such instruction")
+    refused = StaticDecoder(model, length, NEW, [], pad)
+    assert not refused.split_kv_attention
+    assert ("split-KV decode attention off (they failed on cuda:0: CompilationError: no such instruction); SDPA "
+            "decodes") in capsys.readouterr().out
+    assert torch.equal(refused(encoded["input_ids"], encoded["attention_mask"]),
+                       greedy_generate(model, encoded, NEW, [], pad))
+    monkeypatch.setattr(static_decode, "split_kv_refusal", lambda model: None)
+    assert StaticDecoder(model, length, NEW, [], pad).split_kv_attention
+    assert not StaticDecoder(model, length, NEW, [], pad, split_kv_attention=False).split_kv_attention
+    assert capsys.readouterr().out == ""
