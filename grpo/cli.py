@@ -166,7 +166,7 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     device = next(model.parameters()).device
     fused = is_fused(model)
     # what the loop's decode steps attend through
-    split_kv = (not args.no_split_kv and device.type == "cuda" and applies_to(model)
+    split_kv = (args.static_loop and not args.no_split_kv and device.type == "cuda" and applies_to(model)
                 and split_kv_refusal(model) is None)
     print(f"[grpo] KV-cache benchmark: {args.model} on {device}, {args.dtype}, projections "
           f"{'fused' if fused else 'not fused'}, loop decode attention "

@@ -44,6 +44,7 @@ MAX_SPLITS = 16  # slices per key/value head; a cache of up to MAX_SPLITS * BLOC
 MIN_ROWS = 16  # tl.dot needs at least 16 rows and 16 inner dimensions
 # largest difference from SDPA that :func:`unusable_reason` accepts, per dtype (tests/gpu's tolerances)
 PROBE_TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 2e-2}
+PROBE_SLOTS = 1000
 
 
 def supports(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None) -> bool:
@@ -79,18 +80,26 @@ def unusable_reason(device: torch.device, dtype: torch.dtype, head_dim: int, gro
     input against SDPA over repeated heads.
 
     Why: Triton compiles them for the GPU at hand when they first run. A GPU or Triton version they do not build
-    for, or build wrongly for, turns them off here with its reason, before a compiled decode step depends on them."""
+    for, or build wrongly for, turns them off here with its reason, before a decode step depends on them. Limits:
+    torch.compile builds its own copy of the kernels, so a failure only inductor's build has still stops a compiled
+    step; a failure (out of memory included) is kept as the reason for the rest of the process."""
     if triton is None:
         return "Triton is not installed"
+    # Shapes that build the kernels as a decode step does: more than one key/value head (Triton compiles an integer
+    # argument equal to 1 as a constant) and a cache of PROBE_SLOTS slots: MAX_SPLITS slices (the combine kernel's
+    # largest build) of one block each, the last partly filled, and a slot count not divisible by 16.
     generator = torch.Generator().manual_seed(0)
-    query = torch.randn(2, groups, 1, head_dim, generator=generator).to(device, dtype)
-    key, value = (torch.randn(2, 1, 80, head_dim, generator=generator).to(device, dtype) for _ in range(2))
-    mask = torch.ones(2, 1, 1, 80, dtype=torch.bool, device=device)
-    mask[1, ..., :70] = False  # left padding over the whole first block of one row
+    query = torch.randn(2, 2 * groups, 1, head_dim, generator=generator).to(device, dtype)
+    key, value = (torch.randn(2, 2, PROBE_SLOTS, head_dim, generator=generator).to(device, dtype) for _ in range(2))
+    mask = torch.ones(2, 1, 1, PROBE_SLOTS, dtype=torch.bool, device=device)
+    mask[1, ..., :150] = False  # left padding over the first slices of one row
+    mask[0, ..., -40:] = False  # unwritten slots at the end of the other
     if not supports(query, key, value, mask):
         return f"they do not take {dtype} heads of {head_dim} dimensions on {device}"
     try:
         got = decode_attention(query, key, value, mask, head_dim ** -0.5)
+        if device.type == "cuda":  # launches are asynchronous: a fault inside them surfaces here, not later
+            torch.cuda.synchronize(device)
     except Exception as error:  # Triton's compile and launch errors share no base class; the reason names it
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return f"they failed on {device}: {type(error).__name__}: {first_line}"

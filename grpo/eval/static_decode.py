@@ -213,6 +213,7 @@ def _decode_step(model, cache: StaticCache, buffers: _Buffers, sampling: Samplin
 
 
 _COMPILED_STEPS: dict[bool, object] = {}
+_REPORTED_REFUSALS: set[str] = set()  # the split-KV refusals already printed
 
 
 def _compiled_step(fullgraph: bool):
@@ -269,9 +270,10 @@ class StaticDecoder:
     @staticmethod
     def _split_kv_refused(model) -> bool:
         """Whether the split-KV kernels refuse this model's decode steps (on a GPU or Triton version they fail
-        on): then the reason is printed and the steps attend through SDPA."""
+        on): then the steps attend through SDPA, and the reason is printed the first time it comes up."""
         reason = split_kv_refusal(model)
-        if reason is not None:
+        if reason is not None and reason not in _REPORTED_REFUSALS:  # once per process, not per decoder
+            _REPORTED_REFUSALS.add(reason)
             print(f"[grpo] static decode loop: split-KV decode attention off ({reason}); SDPA decodes", flush=True)
         return reason is not None
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from grpo.eval import split_kv_attention
 from grpo.eval.grouped_attention import split_kv_decode_attention
 from tests.grpo.eval.split_kv_cases import errors, padding_mask, reference
 
@@ -26,18 +27,28 @@ def test_kernels_equal_sdpa_over_repeated_heads(dtype):
 
 
 @pytest.mark.parametrize("heads,kv_heads", [(9, 3), (14, 2)], ids=["smollm2-135m", "qwen2.5-0.5b"])
-def test_compiled_attention_function_takes_the_kernels(heads, kv_heads):
+def test_compiled_attention_function_takes_the_kernels(heads, kv_heads, monkeypatch):
     torch.manual_seed(0)
     batch, slots, head_dim = 64, 356, 64
     query = torch.randn(batch, heads, 1, head_dim, device="cuda", dtype=torch.bfloat16)
     key, value = (torch.randn(batch, kv_heads, slots, head_dim, device="cuda", dtype=torch.bfloat16)
                   for _ in range(2))
     mask = padding_mask(batch, slots, "cuda")
+    assert split_kv_attention.supports(query, key, value, mask)
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return kernels(*args)
+
+    kernels = split_kv_attention.decode_attention
+    monkeypatch.setattr(split_kv_attention, "decode_attention", counted)  # traced through: counts at trace time
     module = SimpleNamespace(num_key_value_groups=heads // kv_heads, is_causal=True)
     compiled = torch.compile(lambda q, k, v, m: split_kv_decode_attention(module, q, k, v, m,
                                                                           scaling=head_dim ** -0.5)[0],
                              fullgraph=True)
     got = compiled(query, key, value, mask)
+    assert calls  # the kernels, not SDPA's fallback, computed it
     torch.testing.assert_close(got.float(), reference(query, key, value, mask, head_dim ** -0.5),
                                rtol=2e-2, atol=2e-2)
 
@@ -45,7 +56,6 @@ def test_compiled_attention_function_takes_the_kernels(heads, kv_heads):
 def test_the_probe_accepts_the_kernels_on_this_gpu(tiny_model_dir):
     """The once-per-process check every CUDA decoder makes (grpo.eval.split_kv_attention.unusable_reason) passes
     here: for the tiny test model (float32, 8-dimensional heads) and SmolLM2's heads in bfloat16."""
-    from grpo.eval import split_kv_attention
     from grpo.eval.grouped_attention import split_kv_refusal
     from tests.grpo.eval.static_decode_checks import sharpened_model
 
