@@ -38,7 +38,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from grpo.eval import split_kv_attention
-from grpo.eval.kvcache import text_config
+from grpo.eval.kvcache import shape_of, text_config
 
 NAME = "grpo_grouped_decode_sdpa"
 SPLIT_KV_NAME = "grpo_split_kv_decode"
@@ -100,10 +100,10 @@ def split_kv_refusal(model) -> str | None:
     parameter = next(model.parameters())
     if not _switchable(config) or parameter.device.type != "cuda":
         return None
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    cache = shape_of(config)
     dtype = getattr(model, "dtype", parameter.dtype)
-    return split_kv_attention.unusable_reason(parameter.device, dtype, head_dim, heads // config.num_key_value_heads)
+    return split_kv_attention.unusable_reason(parameter.device, dtype, cache.head_dim,
+                                              config.num_attention_heads // cache.kv_heads)
 
 
 @contextmanager

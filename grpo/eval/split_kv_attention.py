@@ -42,7 +42,7 @@ except ImportError:  # CPU-only installs: torch's CPU builds do not depend on Tr
 BLOCK_N = 64  # cache slots per inner iteration
 MAX_SPLITS = 16  # slices per key/value head; a cache of up to MAX_SPLITS * BLOCK_N slots gets one block per slice
 MIN_ROWS = 16  # tl.dot needs at least 16 rows and 16 inner dimensions
-# largest difference from SDPA that :func:`unusable_reason` accepts, per dtype (tests/gpu's tolerances)
+# largest difference from SDPA that :func:`unusable_reason` accepts, per dtype (tests/gpu holds the kernels to it)
 PROBE_TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 PROBE_SLOTS = 1000
 
@@ -103,13 +103,21 @@ def unusable_reason(device: torch.device, dtype: torch.dtype, head_dim: int, gro
     except Exception as error:  # Triton's compile and launch errors share no base class; the reason names it
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return f"they failed on {device}: {type(error).__name__}: {first_line}"
-    expected = torch.nn.functional.scaled_dot_product_attention(
-        query.float(), key.float().repeat_interleave(groups, 1), value.float().repeat_interleave(groups, 1),
-        attn_mask=mask, scale=head_dim ** -0.5).transpose(1, 2)
-    difference = (got.float() - expected).abs().max().item()
+    difference = (got.float() - reference_attention(query, key, value, mask, head_dim ** -0.5)).abs().max().item()
     if not difference <= PROBE_TOLERANCE[dtype]:  # (NaN fails too)
         return f"they differ from SDPA by {difference:.3g} on {device} in {dtype}"
     return None
+
+
+def reference_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor,
+                        scaling: float) -> torch.Tensor:
+    """What :func:`decode_attention` computes, the plain way: SDPA in float32 over key/value heads repeated for
+    their query heads, in :func:`decode_attention`'s output layout. The yardstick of :func:`unusable_reason` and of
+    the kernels' tests."""
+    groups = query.shape[1] // key.shape[1]
+    return torch.nn.functional.scaled_dot_product_attention(
+        query.float(), key.float().repeat_interleave(groups, 1), value.float().repeat_interleave(groups, 1),
+        attn_mask=attention_mask, scale=scaling).transpose(1, 2)
 
 
 def _largest_offset(tensor: torch.Tensor) -> int:

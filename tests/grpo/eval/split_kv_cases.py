@@ -28,14 +28,6 @@ def padding_mask(batch: int, slots: int, device) -> torch.Tensor:
     return keep[:, None, None, :].expand(batch, 1, 1, slots)
 
 
-def reference(query, key, value, mask, scaling) -> torch.Tensor:
-    groups = query.shape[1] // key.shape[1]
-    expected = torch.nn.functional.scaled_dot_product_attention(
-        query.float(), key.float().repeat_interleave(groups, 1), value.float().repeat_interleave(groups, 1),
-        attn_mask=mask, scale=scaling)
-    return expected.transpose(1, 2)
-
-
 def errors(device: str, dtype: torch.dtype) -> list[dict]:
     from grpo.eval import split_kv_attention
 
@@ -48,7 +40,8 @@ def errors(device: str, dtype: torch.dtype) -> list[dict]:
         mask = padding_mask(batch, slots, device)
         supported = split_kv_attention.supports(query, key, value, mask)
         got = split_kv_attention.decode_attention(query, key, value, mask, head_dim ** -0.5) if supported else None
-        error = None if got is None else (got.float() - reference(query, key, value, mask, head_dim ** -0.5)).abs()
+        expected = split_kv_attention.reference_attention(query, key, value, mask, head_dim ** -0.5)
+        error = None if got is None else (got.float() - expected).abs()
         results.append({"case": [batch, kv_heads, groups, slots, head_dim], "dtype": str(dtype),
                         "supported": supported, "shape_ok": got is not None and got.shape == (batch, 1, kv_heads * groups, head_dim),
                         "max_error": None if error is None else error.max().item()})
