@@ -23,11 +23,12 @@ bench's chat template, no eos (every row decodes all tokens):
   fused-sdpa-attention  fused-projections, with the decode attention through SDPA's kernels (cuDNN's flash kernel on
                     an H200) instead of grpo.eval.split_kv_attention's split-KV kernel, which every other variant
                     uses since 2026-12-01 (fifth session) where it applies: what `grpo eval` ran before it
-  split-kv:BLOCK:SLICES  fused-projections with the split-KV kernel's cache blocks of BLOCK slots (power of two, at
-                    least 16) and at most SLICES slices per key/value head (shipped: split-kv:64:16), to choose them
+  split-kv:BLOCK:SLICES[:WARPS]  fused-projections with the split-KV kernel's cache blocks of BLOCK slots (power
+                    of two, at least 16), at most SLICES slices per key/value head (1: one kernel, no combine) and
+                    WARPS warps per block of the first kernel (shipped: split-kv:64:16:4), to choose them
 Prints per variant: seconds of the first call (compile and graph record), ms per step over 256 tokens (median of
-3, prefill included as in bench kv), the host's ms per step to enqueue 64 steps against their wall ms per step
-(decode steps only), and a profile of 16 steps: GPU kernels per step, GPU busy ms per step (kernel
+3, prefill included as in bench kv), the prefill's ms (median of 3), the host's ms per step to enqueue 64 steps
+against their wall ms per step (decode steps only), and a profile of 16 steps: GPU kernels per step, GPU busy ms per step (kernel
 time summed) and the kernels that take the most of it.
 
 Usage (device, after the lite wheels): python3 scripts/diag_decode_step.py TOKENIZER_DIR [VARIANT ...]
@@ -137,16 +138,18 @@ def _profile(decoder, steps: int = 16) -> dict:
 
 
 def _set_split_kv_shape(variant: str) -> None:
-    """``split-kv:BLOCK:SLICES``: the kernel's block and slice limit for this process (read at each call)."""
+    """``split-kv:BLOCK:SLICES[:WARPS]``: the kernel's block, slice limit and warps for this process (read at each
+    call)."""
     from grpo.eval import split_kv_attention
 
     try:
-        block, slices = (int(part) for part in variant.split(":")[1:])
+        block, slices, *warps = (int(part) for part in variant.split(":")[1:])
     except ValueError:
-        raise SystemExit(f"{variant!r}: expected split-kv:BLOCK:SLICES with two integers") from None
-    if block < 16 or block & (block - 1) or slices < 1:
-        raise SystemExit(f"{variant!r}: BLOCK must be a power of two >= 16 and SLICES >= 1")
-    split_kv_attention.BLOCK_N, split_kv_attention.MAX_SPLITS = block, slices
+        raise SystemExit(f"{variant!r}: expected split-kv:BLOCK:SLICES[:WARPS] with integers") from None
+    warps = warps or [split_kv_attention.NUM_WARPS]
+    if block < 16 or block & (block - 1) or slices < 1 or len(warps) > 1 or warps[0] not in (1, 2, 4, 8):
+        raise SystemExit(f"{variant!r}: BLOCK must be a power of two >= 16, SLICES >= 1, WARPS 1, 2, 4 or 8")
+    split_kv_attention.BLOCK_N, split_kv_attention.MAX_SPLITS, split_kv_attention.NUM_WARPS = block, slices, warps[0]
 
 
 def run_variant(variant: str, tokenizer_dir: str) -> dict:
@@ -159,7 +162,7 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
     if variant.startswith("split-kv:"):
         _set_split_kv_shape(variant)
     elif variant not in VARIANTS:
-        raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}, split-kv:BLOCK:SLICES")
+        raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}, split-kv:BLOCK:SLICES[:WARPS]")
     if variant == "freezing":
         inductor_config.freezing = True
     if variant == "no-cudnn-attention":
@@ -198,6 +201,7 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
     result["first_call_s"] = timed(lambda: decoder(ids, mask))[0]
     times = [timed(lambda: decoder(ids, mask))[0] for _ in range(3)]
     result["ms_per_step"] = 1000 * statistics.median(times) / 256
+    result["prefill_ms"] = 1000 * statistics.median(timed(lambda: decoder.prefill(ids, mask))[0] for _ in range(3))
     decoder.prefill(ids, mask)
     result.update(_enqueue_time(decoder))
     decoder.prefill(ids, mask)

@@ -14,7 +14,9 @@ How: grid (batch x key/value heads, splits). Each block takes one slice of the c
 computes, for the ``groups`` query heads that share it (padded to 16 rows for the tensor cores), the running
 maximum, the softmax denominator and the unnormalised weighted sum of values over its slice, in float32; keys and
 values of masked slots (left padding, slots not yet written) are not loaded. A second kernel combines the slices'
-partial results per row (rescaled by their maxima) and writes the output where transformers expects it. The
+partial results per row (rescaled by their maxima) and writes the output where transformers expects it. A cache of
+one slice (``MAX_SPLITS`` 1, or a cache of at most ``BLOCK_N`` slots) needs no combining: the first kernel then
+normalises and writes the output itself, one launch instead of two. The
 scores and softmax are float32 and the probabilities are rounded to the values' dtype before their product with
 the values, as flash attention kernels do.
 
@@ -42,6 +44,7 @@ except ImportError:  # CPU-only installs: torch's CPU builds do not depend on Tr
 BLOCK_N = 64  # cache slots per inner iteration
 MAX_SPLITS = 16  # slices per key/value head; a cache of up to MAX_SPLITS * BLOCK_N slots gets one block per slice
 MIN_ROWS = 16  # tl.dot needs at least 16 rows and 16 inner dimensions
+NUM_WARPS = 4  # warps per block of the first kernel (Triton's default)
 # largest difference from SDPA that :func:`unusable_reason` accepts, per dtype (tests/gpu holds the kernels to it)
 PROBE_TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 PROBE_SLOTS = 1000
@@ -145,32 +148,37 @@ def decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     splits = triton.cdiv(slots, split_slots)  # no empty slice
     rows = max(MIN_ROWS, triton.next_power_of_2(groups))
     width = max(MIN_ROWS, triton.next_power_of_2(head_dim))  # dimensions padded with zeros (masked loads)
+    output = torch.empty(batch, 1, heads, head_dim, device=query.device, dtype=query.dtype)
     # only the ``groups`` real query rows are stored: the padded rows would multiply the bytes written and read back
+    # (one slice: nothing to combine, the first kernel writes ``output`` and these two stay unwritten)
     partial = torch.empty(batch * kv_heads, splits, groups, width, device=query.device, dtype=torch.float32)
     stats = torch.empty(batch * kv_heads, splits, groups, 2, device=query.device, dtype=torch.float32)
     keep = attention_mask[:, 0, 0, :]  # bool: Triton reads it as int1
     _partial_kernel[(batch * kv_heads, splits)](
-        query, key, value, keep, partial, stats, scaling,
+        query, key, value, keep, partial, stats, output, scaling,
         query.stride(0), query.stride(1), key.stride(0), key.stride(1), key.stride(2),
         value.stride(0), value.stride(1), value.stride(2), keep.stride(0), keep.stride(1),
-        slots, kv_heads, groups, split_slots, head_dim, ROWS=rows, DIM=width, BLOCK=BLOCK_N)
-    output = torch.empty(batch, 1, heads, head_dim, device=query.device, dtype=query.dtype)
-    _combine_kernel[(batch * kv_heads,)](
-        partial, stats, output, splits, kv_heads, groups, head_dim, output.stride(0), output.stride(2),
-        ROWS=triton.next_power_of_2(groups), DIM=width, SPLITS=triton.next_power_of_2(splits))
+        output.stride(0), output.stride(2), slots, kv_heads, groups, split_slots, head_dim,
+        ROWS=rows, DIM=width, BLOCK=BLOCK_N, FINAL=splits == 1, num_warps=NUM_WARPS)
+    if splits > 1:
+        _combine_kernel[(batch * kv_heads,)](
+            partial, stats, output, splits, kv_heads, groups, head_dim, output.stride(0), output.stride(2),
+            ROWS=triton.next_power_of_2(groups), DIM=width, SPLITS=triton.next_power_of_2(splits))
     return output
 
 
 if triton is not None:
 
     @triton.jit
-    def _partial_kernel(query, key, value, keep, partial, stats, scaling,
+    def _partial_kernel(query, key, value, keep, partial, stats, output, scaling,
                         query_batch_stride, query_head_stride, key_batch_stride, key_head_stride, key_slot_stride,
                         value_batch_stride, value_head_stride, value_slot_stride, keep_batch_stride,
-                        keep_slot_stride, slots, kv_heads, groups, split_slots, head_dim,
-                        ROWS: tl.constexpr, DIM: tl.constexpr, BLOCK: tl.constexpr):
+                        keep_slot_stride, output_batch_stride, output_head_stride, slots, kv_heads, groups,
+                        split_slots, head_dim,
+                        ROWS: tl.constexpr, DIM: tl.constexpr, BLOCK: tl.constexpr, FINAL: tl.constexpr):
         """One slice of one key/value head's cache for its ``groups`` query heads: the slice's running maximum and
-        denominator (``stats``) and its unnormalised output (``partial``), float32."""
+        denominator (``stats``) and its unnormalised output (``partial``), float32; with ``FINAL`` (the only
+        slice) the normalised output itself, written to ``output`` as the combine kernel writes it."""
         row = tl.program_id(0)
         split = tl.program_id(1)
         batch = row // kv_heads
@@ -203,11 +211,16 @@ if triton is not None:
             denominator = denominator * rescale + tl.sum(weights, axis=1)
             accumulated = accumulated * rescale[:, None] + tl.dot(weights.to(v.dtype), v, input_precision="ieee")
             maximum = new_maximum
-        out = (row * tl.num_programs(1) + split) * groups + group
         real = group < groups
-        tl.store(partial + out[:, None] * DIM + dim[None, :], accumulated, mask=real[:, None])
-        tl.store(stats + out * 2, maximum, mask=real)
-        tl.store(stats + out * 2 + 1, denominator, mask=real)
+        if FINAL:
+            normalised = accumulated / tl.where(denominator > 0, denominator, 1.0)[:, None]
+            tl.store(output + batch * output_batch_stride + query_heads[:, None] * output_head_stride + dim[None, :],
+                     normalised.to(output.dtype.element_ty), mask=real[:, None] & (dim[None, :] < head_dim))
+        else:
+            out = (row * tl.num_programs(1) + split) * groups + group
+            tl.store(partial + out[:, None] * DIM + dim[None, :], accumulated, mask=real[:, None])
+            tl.store(stats + out * 2, maximum, mask=real)
+            tl.store(stats + out * 2 + 1, denominator, mask=real)
 
     @triton.jit
     def _combine_kernel(partial, stats, output, splits, kv_heads, groups, head_dim, output_batch_stride,

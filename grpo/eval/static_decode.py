@@ -5,8 +5,9 @@ decode step (logits processors, stopping criteria, bookkeeping), not on the forw
 function over tensors of one shape (current tokens, position ids, a cache-length attention mask that the step fills
 in place, a ``finished`` flag per row, the output buffer), so on CUDA it can be compiled once with
 ``torch.compile(mode="reduce-overhead")``, which replays it as a CUDA graph: one launch per token instead of
-hundreds. The host reads "all rows finished" only every ``sync_every`` tokens; rows that finished earlier are fed
-pad tokens meanwhile, and everything after a row's eos is pad, as ``model.generate`` leaves it.
+hundreds. The host asks "all rows finished?" only every ``sync_every`` tokens, and reads the answer one period later
+(:meth:`StaticDecoder.__call__` says why); rows that finished earlier are fed pad tokens meanwhile, and everything
+after a row's eos is pad, as ``model.generate`` leaves it.
 
 Why ``torch.compile`` rather than a hand-captured ``torch.cuda.CUDAGraph``: transformers' ``StaticCache`` allocates
 its tensors lazily in the first forward and marks them as static addresses for exactly this compiler; compile also
@@ -41,7 +42,7 @@ H200 (compiled, tests/gpu/), measured in docs/benchmarks.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +52,7 @@ from grpo.eval.grouped_attention import decode_attention, split_kv_refusal
 from grpo.eval.kvcache import text_config
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
+SYNC_EVERY = 8  # tokens between the host's "all rows finished?" questions (at most 2x this many steps after the last)
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
 # Generation-config fields that add logits processing, stopping rules or other outputs this loop does not implement,
 # each with the values at which ``model.generate`` does nothing for it (None, unset, always counts as such). A config
@@ -245,7 +247,7 @@ class StaticDecoder:
     """
 
     def __init__(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
-                 sampling: Sampling = Sampling(), sync_every: int = 16, compile: bool | None = None,
+                 sampling: Sampling = Sampling(), sync_every: int = SYNC_EVERY, compile: bool | None = None,
                  fullgraph: bool = False, generation_config: GenerationConfig | None = None,
                  grouped_attention: bool = True, logprobs: bool = False, split_kv_attention: bool = True):
         reason = unsupported_reason(model, generation_config)
@@ -265,6 +267,8 @@ class StaticDecoder:
         self._step = _compiled_step(fullgraph) if self.compiled else _decode_step
         self._cache: StaticCache | None = None
         self._buffers: _Buffers | None = None
+        # where :meth:`ask_all_finished` copies the flag: pinned, so the copy is asynchronous
+        self._finished_copy = torch.zeros((), dtype=torch.bool, pin_memory=self.device.type == "cuda")
         self._generator: torch.Generator | None = None
 
     @staticmethod
@@ -293,14 +297,25 @@ class StaticDecoder:
 
         ``generator`` (on the model's device) draws the sampling randomness; ``max_new_tokens`` may lower the
         decoder's limit for this call.
+
+        Stopping: every ``sync_every`` tokens the host asks whether all rows have finished and reads the answer it
+        asked for ``sync_every`` tokens earlier; once that says yes it stops (the steps since only wrote pad). Why
+        the lag: reading the flag at once would wait until the GPU had run every step enqueued so far, and the GPU
+        would then idle while the host enqueued the next one (0.74 ms a step on an H200 at batch 64, against the
+        step's 1.4: docs/benchmarks.md). An answer a period old has long been computed while the steps enqueued
+        since keep the GPU busy. Cost: up to ``2 * sync_every`` steps after the last row's eos instead of
+        ``sync_every``.
         """
         limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         if not 1 <= limit <= self.max_new_tokens:
             raise ValueError(f"max_new_tokens {limit} must be in 1..{self.max_new_tokens} (the decoder's limit)")
         self.prefill(input_ids, attention_mask, generator)
+        asked = None
         for generated in range(1, limit):
-            if generated % self.sync_every == 0 and self.all_finished():
-                break
+            if generated % self.sync_every == 0:
+                if asked is not None and asked():
+                    break
+                asked = self.ask_all_finished()
             self.step()
         return self.result()
 
@@ -341,9 +356,23 @@ class StaticDecoder:
         with decode_attention(self.model, self.grouped_attention, self.split_kv_attention):
             self._step(self.model, self._cache, self._buffers, self.sampling, self.pad_id)
 
-    def all_finished(self) -> bool:
-        """The only per-step host sync, made every ``sync_every`` tokens by :meth:`__call__`."""
-        return bool(self._buffers.finished.all())
+    def ask_all_finished(self) -> Callable[[], bool]:
+        """Whether every row has finished after the steps enqueued so far, as a call that answers later: on CUDA
+        the flag is copied to pinned host memory behind those steps, and the call waits only for them (not for
+        steps enqueued after this question). The one host sync of the loop, made by :meth:`__call__`."""
+        flag = self._buffers.finished.all()
+        if self.device.type != "cuda":
+            answer = bool(flag)
+            return lambda: answer
+        self._finished_copy.copy_(flag, non_blocking=True)  # (one question pending at a time: __call__ reads it
+        copied = torch.cuda.Event()                           # before asking again)
+        copied.record()
+
+        def answer() -> bool:
+            copied.synchronize()
+            return bool(self._finished_copy)
+
+        return answer
 
     def result(self) -> torch.Tensor:
         width = int(self._buffers.lengths.max())
@@ -405,7 +434,7 @@ def kept_decoder(model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterab
 
 def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
            eos_ids: Iterable[int], pad_id: int, sampling: Sampling = Sampling(),
-           generator: torch.Generator | None = None, max_cache_len: int | None = None, sync_every: int = 16,
+           generator: torch.Generator | None = None, max_cache_len: int | None = None, sync_every: int = SYNC_EVERY,
            compile: bool | None = None) -> torch.Tensor:
     """One batch through a fresh :class:`StaticDecoder` (cache: prompt + ``max_new_tokens`` unless given)."""
     length = max_cache_len or input_ids.shape[1] + max_new_tokens

@@ -126,8 +126,9 @@ class StaticLoopRollouts:
     :meth:`take_logprobs` (:mod:`grpo.train.off_policy` weighs the training tokens with them).
     """
 
-    def __init__(self, model, generate, max_cache_len: int, sync_every: int = 16, compile: bool | None = None,
-                 merge_lora: bool = False, grouped_attention: bool = True, logprobs: bool = False):
+    def __init__(self, model, generate, max_cache_len: int, sync_every: int = static_decode.SYNC_EVERY,
+                 compile: bool | None = None, merge_lora: bool = False, grouped_attention: bool = True,
+                 logprobs: bool = False):
         self.model, self.generate, self.max_cache_len = model, generate, max_cache_len
         self.sync_every, self.compile, self.merge_lora = sync_every, compile, merge_lora
         self.grouped_attention, self.logprobs = grouped_attention, logprobs

@@ -19,9 +19,10 @@ pytestmark = pytest.mark.gpu
 TOLERANCE = split_kv_attention.PROBE_TOLERANCE  # what a decoder's own check of the kernels accepts
 
 
+@pytest.mark.parametrize("max_splits", [None, 1], ids=["shipped-slices", "one-slice"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
-def test_kernels_equal_sdpa_over_repeated_heads(dtype):
-    for result in errors("cuda", dtype):
+def test_kernels_equal_sdpa_over_repeated_heads(dtype, max_splits):
+    for result in errors("cuda", dtype, max_splits):
         assert result["supported"] and result["shape_ok"], result
         assert result["max_error"] < TOLERANCE[dtype], result
 
