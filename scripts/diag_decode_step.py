@@ -24,8 +24,9 @@ bench's chat template, no eos (every row decodes all tokens):
                     an H200) instead of grpo.eval.split_kv_attention's split-KV kernel, which every other variant
                     uses since 2026-12-01 (fifth session) where it applies: what `grpo eval` ran before it
   split-kv:BLOCK:SLICES[:WARPS]  fused-projections with the split-KV kernel's cache blocks of BLOCK slots (power
-                    of two, at least 16), at most SLICES slices per key/value head (1: one kernel, no combine) and
-                    WARPS warps per block of the first kernel (shipped: split-kv:64:16:4), to choose them
+                    of two, at least 16), at most SLICES slices per key/value head at every batch size (1: one
+                    kernel, no combine) and WARPS warps per block of the first kernel, to choose them (shipped:
+                    128-slot blocks, 4 warps, one slice from 128 blocks of batch x key/value heads, else up to 16)
 Prints per variant: seconds of the first call (compile and graph record), ms per step over 256 tokens (median of
 3, prefill included as in bench kv), the prefill's ms (median of 3), the host's ms per step to enqueue 64 steps
 against their wall ms per step (decode steps only), and a profile of 16 steps: GPU kernels per step, GPU busy ms per step (kernel
@@ -150,6 +151,7 @@ def _set_split_kv_shape(variant: str) -> None:
     if block < 16 or block & (block - 1) or slices < 1 or len(warps) > 1 or warps[0] not in (1, 2, 4, 8):
         raise SystemExit(f"{variant!r}: BLOCK must be a power of two >= 16, SLICES >= 1, WARPS 1, 2, 4 or 8")
     split_kv_attention.BLOCK_N, split_kv_attention.MAX_SPLITS, split_kv_attention.NUM_WARPS = block, slices, warps[0]
+    split_kv_attention.ONE_SLICE_FROM = 2**62  # SLICES decides at every batch size
 
 
 def run_variant(variant: str, tokenizer_dir: str) -> dict:

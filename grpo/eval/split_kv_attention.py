@@ -15,8 +15,9 @@ computes, for the ``groups`` query heads that share it (padded to 16 rows for th
 maximum, the softmax denominator and the unnormalised weighted sum of values over its slice, in float32; keys and
 values of masked slots (left padding, slots not yet written) are not loaded. A second kernel combines the slices'
 partial results per row (rescaled by their maxima) and writes the output where transformers expects it. A cache of
-one slice (``MAX_SPLITS`` 1, or a cache of at most ``BLOCK_N`` slots) needs no combining: the first kernel then
-normalises and writes the output itself, one launch instead of two. The
+one slice needs no combining: the first kernel then normalises and writes the output itself, one launch instead of
+two. A batch with at least ``ONE_SLICE_FROM`` (batch x key/value heads) blocks gets one slice: splitting pays only
+while blocks are too few to fill the GPU. The
 scores and softmax are float32 and the probabilities are rounded to the values' dtype before their product with
 the values, as flash attention kernels do.
 
@@ -41,13 +42,17 @@ try:
 except ImportError:  # CPU-only installs: torch's CPU builds do not depend on Triton
     triton = None
 
-BLOCK_N = 64  # cache slots per inner iteration
+BLOCK_N = 128  # cache slots per inner iteration
 MAX_SPLITS = 16  # slices per key/value head; a cache of up to MAX_SPLITS * BLOCK_N slots gets one block per slice
+# batch x key/value heads from which a cache is not split: that many blocks already fill the GPU's SMs (132 on an
+# H100 or H200). At batch 64 x 3 key/value heads (SmolLM2) on an H200, one slice of 128-slot blocks took 1.24 ms a
+# decode step against 1.31 for up to 16 slices of 64 (docs/benchmarks.md, "One slice, and the host's check lagged")
+ONE_SLICE_FROM = 128
 MIN_ROWS = 16  # tl.dot needs at least 16 rows and 16 inner dimensions
 NUM_WARPS = 4  # warps per block of the first kernel (Triton's default)
 # largest difference from SDPA that :func:`unusable_reason` accepts, per dtype (tests/gpu holds the kernels to it)
 PROBE_TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 2e-2}
-PROBE_SLOTS = 1000
+PROBE_SLOTS = 1990  # 16 blocks of 128, the last partly filled, and not divisible by 16
 
 
 def supports(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None) -> bool:
@@ -88,15 +93,25 @@ def unusable_reason(device: torch.device, dtype: torch.dtype, head_dim: int, gro
     step; a failure (out of memory included) is kept as the reason for the rest of the process."""
     if triton is None:
         return "Triton is not installed"
-    # Shapes that build the kernels as a decode step does: more than one key/value head (Triton compiles an integer
-    # argument equal to 1 as a constant) and a cache of PROBE_SLOTS slots: MAX_SPLITS slices (the combine kernel's
-    # largest build) of one block each, the last partly filled, and a slot count not divisible by 16.
+    # Shapes that build the kernels as decode steps do: more than one key/value head (Triton compiles an integer
+    # argument equal to 1 as a constant) and a cache of PROBE_SLOTS slots, split by a batch of 2 into MAX_SPLITS
+    # slices (the combine kernel's largest build) and kept whole by a batch of ONE_SLICE_FROM blocks (the first
+    # kernel's one-slice build).
+    for batch in (2, triton.cdiv(ONE_SLICE_FROM, 2)):
+        reason = _probe_reason(device, dtype, head_dim, groups, batch)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _probe_reason(device: torch.device, dtype: torch.dtype, head_dim: int, groups: int, batch: int) -> str | None:
     generator = torch.Generator().manual_seed(0)
-    query = torch.randn(2, 2 * groups, 1, head_dim, generator=generator).to(device, dtype)
-    key, value = (torch.randn(2, 2, PROBE_SLOTS, head_dim, generator=generator).to(device, dtype) for _ in range(2))
-    mask = torch.ones(2, 1, 1, PROBE_SLOTS, dtype=torch.bool, device=device)
+    query = torch.randn(batch, 2 * groups, 1, head_dim, generator=generator).to(device, dtype)
+    key, value = (torch.randn(batch, 2, PROBE_SLOTS, head_dim, generator=generator).to(device, dtype)
+                  for _ in range(2))
+    mask = torch.ones(batch, 1, 1, PROBE_SLOTS, dtype=torch.bool, device=device)
     mask[1, ..., :150] = False  # left padding over the first slices of one row
-    mask[0, ..., -40:] = False  # unwritten slots at the end of the other
+    mask[0, ..., -40:] = False  # unwritten slots at the end of another
     if not supports(query, key, value, mask):
         return f"they do not take {dtype} heads of {head_dim} dimensions on {device}"
     try:
@@ -143,7 +158,7 @@ def decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     kv_heads, slots = key.shape[1], key.shape[2]
     groups = heads // kv_heads
     blocks = triton.cdiv(slots, BLOCK_N)
-    splits = min(blocks, MAX_SPLITS)
+    splits = 1 if batch * kv_heads >= ONE_SLICE_FROM else min(blocks, MAX_SPLITS)
     split_slots = triton.cdiv(blocks, splits) * BLOCK_N
     splits = triton.cdiv(slots, split_slots)  # no empty slice
     rows = max(MIN_ROWS, triton.next_power_of_2(groups))
