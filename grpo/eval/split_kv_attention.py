@@ -44,15 +44,16 @@ except ImportError:  # CPU-only installs: torch's CPU builds do not depend on Tr
 
 BLOCK_N = 128  # cache slots per inner iteration
 MAX_SPLITS = 16  # slices per key/value head; a cache of up to MAX_SPLITS * BLOCK_N slots gets one block per slice
-# batch x key/value heads from which a cache is not split: that many blocks already fill the GPU's SMs (132 on an
-# H100 or H200). At batch 64 x 3 key/value heads (SmolLM2) on an H200, one slice of 128-slot blocks took 1.24 ms a
-# decode step against 1.31 for up to 16 slices of 64 (docs/benchmarks.md, "One slice, and the host's check lagged")
+# batch x key/value heads from which a cache is not split: about as many blocks as an H100 or H200 has SMs (132).
+# Measured at 192 blocks only: at batch 64 x 3 key/value heads (SmolLM2) on an H200, one slice of 128-slot blocks
+# took 1.24 ms a decode step against 1.31 for up to 16 slices of 64 (docs/benchmarks.md, "One slice, and the host's
+# check lagged")
 ONE_SLICE_FROM = 128
 MIN_ROWS = 16  # tl.dot needs at least 16 rows and 16 inner dimensions
 NUM_WARPS = 4  # warps per block of the first kernel (Triton's default)
 # largest difference from SDPA that :func:`unusable_reason` accepts, per dtype (tests/gpu holds the kernels to it)
 PROBE_TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 2e-2}
-PROBE_SLOTS = 1990  # 16 blocks of 128, the last partly filled, and not divisible by 16
+PROBE_SLOTS = 1990  # 16 blocks of 128, the last partly filled, and not divisible by 16 (the split build's cache)
 
 
 def supports(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None) -> bool:
@@ -90,28 +91,27 @@ def unusable_reason(device: torch.device, dtype: torch.dtype, head_dim: int, gro
     Why: Triton compiles them for the GPU at hand when they first run. A GPU or Triton version they do not build
     for, or build wrongly for, turns them off here with its reason, before a decode step depends on them. Limits:
     torch.compile builds its own copy of the kernels, so a failure only inductor's build has still stops a compiled
-    step; a failure (out of memory included) is kept as the reason for the rest of the process."""
+    step; a failure of the kernels (out of memory included) is kept as the reason for the rest of the process."""
     if triton is None:
         return "Triton is not installed"
-    # Shapes that build the kernels as decode steps do: more than one key/value head (Triton compiles an integer
-    # argument equal to 1 as a constant) and a cache of PROBE_SLOTS slots, split by a batch of 2 into MAX_SPLITS
-    # slices (the combine kernel's largest build) and kept whole by a batch of ONE_SLICE_FROM blocks (the first
-    # kernel's one-slice build).
-    for batch in (2, triton.cdiv(ONE_SLICE_FROM, 2)):
-        reason = _probe_reason(device, dtype, head_dim, groups, batch)
+    # Shapes that build the kernels as decode steps do: two rows of two key/value heads (Triton compiles an integer
+    # argument equal to 1 as a constant), with a cache of PROBE_SLOTS slots (MAX_SPLITS slices: the combine kernel's
+    # largest build) and with a cache of one partly filled block (one slice: the first kernel's build that writes
+    # the output; a decode step gets it for large batches, ONE_SLICE_FROM).
+    for slots in (PROBE_SLOTS, BLOCK_N - 8):
+        reason = _probe_reason(device, dtype, head_dim, groups, slots)
         if reason is not None:
             return reason
     return None
 
 
-def _probe_reason(device: torch.device, dtype: torch.dtype, head_dim: int, groups: int, batch: int) -> str | None:
+def _probe_reason(device: torch.device, dtype: torch.dtype, head_dim: int, groups: int, slots: int) -> str | None:
     generator = torch.Generator().manual_seed(0)
-    query = torch.randn(batch, 2 * groups, 1, head_dim, generator=generator).to(device, dtype)
-    key, value = (torch.randn(batch, 2, PROBE_SLOTS, head_dim, generator=generator).to(device, dtype)
-                  for _ in range(2))
-    mask = torch.ones(batch, 1, 1, PROBE_SLOTS, dtype=torch.bool, device=device)
-    mask[1, ..., :150] = False  # left padding over the first slices of one row
-    mask[0, ..., -40:] = False  # unwritten slots at the end of another
+    query = torch.randn(2, 2 * groups, 1, head_dim, generator=generator).to(device, dtype)
+    key, value = (torch.randn(2, 2, slots, head_dim, generator=generator).to(device, dtype) for _ in range(2))
+    mask = torch.ones(2, 1, 1, slots, dtype=torch.bool, device=device)
+    mask[1, ..., :min(150, slots // 3)] = False  # left padding (over the first slices of a split cache)
+    mask[0, ..., -min(40, slots // 3):] = False  # unwritten slots at the end of the other row
     if not supports(query, key, value, mask):
         return f"they do not take {dtype} heads of {head_dim} dimensions on {device}"
     try:

@@ -301,10 +301,11 @@ class StaticDecoder:
         Stopping: every ``sync_every`` tokens the host asks whether all rows have finished and reads the answer it
         asked for ``sync_every`` tokens earlier; once that says yes it stops (the steps since only wrote pad). Why
         the lag: reading the flag at once would wait until the GPU had run every step enqueued so far, and the GPU
-        would then idle while the host enqueued the next one (0.74 ms a step on an H200 at batch 64, against the
-        step's 1.4: docs/benchmarks.md). An answer a period old has long been computed while the steps enqueued
-        since keep the GPU busy. Cost: up to ``2 * sync_every`` steps after the last row's eos instead of
-        ``sync_every``.
+        would then idle while the host enqueued the next one (0.5-1.0 ms a step on an H200 at batch 64, against
+        the step's 1.2-1.4: docs/benchmarks.md). Waiting for an answer a period old leaves the steps enqueued since
+        on the GPU's queue, so it keeps working while the host waits. Cost: up to ``2 * sync_every`` steps after
+        the last row's eos instead of ``sync_every``. On a CPU the answer is there at once and the lag only costs
+        those steps; one rule everywhere keeps where the loop stops the same on every device.
         """
         limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         if not 1 <= limit <= self.max_new_tokens:
@@ -366,7 +367,7 @@ class StaticDecoder:
             return lambda: answer
         self._finished_copy.copy_(flag, non_blocking=True)  # (one question pending at a time: __call__ reads it
         copied = torch.cuda.Event()                           # before asking again)
-        copied.record()
+        copied.record(torch.cuda.current_stream(self.device))  # the copy's stream, whichever device is current
 
         def answer() -> bool:
             copied.synchronize()

@@ -27,10 +27,13 @@ def test_kernels_equal_sdpa_over_repeated_heads(dtype, max_splits):
         assert result["max_error"] < TOLERANCE[dtype], result
 
 
+@pytest.mark.parametrize("batch", [64, 8], ids=["one-slice", "split"])
 @pytest.mark.parametrize("heads,kv_heads", [(9, 3), (14, 2)], ids=["smollm2-135m", "qwen2.5-0.5b"])
-def test_compiled_attention_function_takes_the_kernels(heads, kv_heads, monkeypatch):
+def test_compiled_attention_function_takes_the_kernels(heads, kv_heads, batch, monkeypatch):
+    """Batch 64 fills the GPU (one slice, one kernel); batch 8 splits the cache (both kernels)."""
     torch.manual_seed(0)
-    batch, slots, head_dim = 64, 356, 64
+    slots, head_dim = 356, 64
+    assert (batch * kv_heads >= split_kv_attention.ONE_SLICE_FROM) == (batch == 64)
     query = torch.randn(batch, heads, 1, head_dim, device="cuda", dtype=torch.bfloat16)
     key, value = (torch.randn(batch, kv_heads, slots, head_dim, device="cuda", dtype=torch.bfloat16)
                   for _ in range(2))

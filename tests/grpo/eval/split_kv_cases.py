@@ -12,11 +12,12 @@ import sys
 import torch
 
 # batch, kv heads, query heads per kv head, cache slots, head dim: SmolLM2-135M's heads at a 300-slot cache; one
-# slot; a block and one slot more; several blocks per slice (2,600 slots > 16 slices of 128); no grouping; a head
-# size that is not a power of two (Triton's tensors are padded); Qwen2.5-0.5B's 7 query heads per kv head; a batch
-# whose blocks fill the GPU (ONE_SLICE_FROM: one slice of two blocks, no combine kernel)
-CASES = [(2, 3, 3, 300, 64), (1, 2, 2, 1, 16), (3, 1, 4, 129, 32), (2, 3, 3, 2600, 64), (2, 2, 1, 70, 64),
-         (2, 2, 2, 190, 8), (2, 2, 7, 256, 64), (43, 3, 1, 130, 16)]
+# slot; a block and one slot more; several blocks per slice (2,600 slots > 16 slices of 128); no grouping (split in
+# two slices); a head size below 16 and one that is not a power of two (Triton's tensors are padded); Qwen2.5-0.5B's
+# 7 query heads per kv head; a batch whose blocks fill the GPU (ONE_SLICE_FROM: one slice of two blocks, no combine
+# kernel)
+CASES = [(2, 3, 3, 300, 64), (1, 2, 2, 1, 16), (3, 1, 4, 129, 32), (2, 3, 3, 2600, 64), (2, 2, 1, 170, 64),
+         (2, 2, 2, 190, 8), (2, 2, 2, 190, 40), (2, 2, 7, 256, 64), (43, 3, 1, 130, 16)]
 
 
 def padding_mask(batch: int, slots: int, device) -> torch.Tensor:

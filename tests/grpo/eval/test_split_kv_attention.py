@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[3]
 @needs_triton
 @pytest.mark.parametrize("max_splits", [split_kv_attention.MAX_SPLITS, 1], ids=["shipped-slices", "one-slice"])
 def test_interpreted_kernels_equal_sdpa_over_repeated_heads(max_splits):
-    """With the shipped slice limit (slices combined by the second kernel, but for the one-slot case) and with one
-    slice per key/value head (the first kernel writes the output; the 2,600-slot case loops over 21 blocks)."""
+    """With the shipped settings (slices combined by the second kernel, but for the caches of one block and the
+    batch that fills the GPU) and with one slice per key/value head everywhere (the first kernel writes the output;
+    the 2,600-slot case loops over 21 blocks)."""
     done = subprocess.run([sys.executable, "-m", "tests.grpo.eval.split_kv_cases", "cpu", str(max_splits),
                            "float32", "float16"],
                           cwd=ROOT, env=os.environ | {"TRITON_INTERPRET": "1"}, capture_output=True, text=True,
