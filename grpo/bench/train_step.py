@@ -63,6 +63,7 @@ CASE_SETTINGS = {
 WORKLOAD = ("shape", "generations", "completion_tokens")
 # Rollouts that do not implement min_new_tokens: they decode to the full length anyway on random weights (module doc).
 UNFORCED_ROLLOUTS = ("loop", "continuous")
+CPU_PAGED_CACHE_SHARE = 0.02  # of free memory, for continuous batching's paged KV cache on a CPU (the tests)
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,14 @@ def _args(case: Case, output_dir: str, defaults_only: bool):
                     save_strategy="no", report_to="none", bf16=torch.cuda.is_available(), seed=0)
     if defaults_only:
         return GRPOConfig(**workload)
+    continuous = {}
+    if case.rollout == "continuous":
+        continuous["use_transformers_continuous_batching"] = True
+        if not torch.cuda.is_available():  # TRL sizes the paged KV cache at half the free memory, which off a GPU
+            # is half the machine's RAM (12 GB of a 24 GiB CI machine for the tests' tiny model): 2% is plenty there
+            continuous["transformers_continuous_batching_config"] = {"max_memory_percent": CPU_PAGED_CACHE_SHARE}
     return GRPOConfig(**workload, learning_rate=1e-5, beta=0.0,
-                      cache_implementation="static" if case.rollout == "static" else None,
-                      **({"use_transformers_continuous_batching": True} if case.rollout == "continuous" else {}),
+                      cache_implementation="static" if case.rollout == "static" else None, **continuous,
                       gradient_checkpointing="nogc" not in case.settings, use_liger_kernel="liger" in case.settings,
                       torch_compile="compile" in case.settings)
 
@@ -261,7 +267,7 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             "effective_args": {k: getattr(trainer.args, k, None) for k in (
                 "per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size", "optim",
                 "cache_implementation", "gradient_checkpointing", "use_liger_kernel", "torch_compile",
-                "use_transformers_continuous_batching")}}
+                "use_transformers_continuous_batching", "transformers_continuous_batching_config")}}
 
 
 def run_in_subprocess(case: Case, model_root: Path, tokenizer_path: str, timeout: int = 900) -> dict:

@@ -117,11 +117,13 @@ def test_loop_rollout_case_decodes_through_the_static_loop(tmp_path, tiny_model_
 @pytest.mark.usefixtures("tiny_shape")
 def test_continuous_batching_case_generates_through_generate_batch(tmp_path, tiny_model_dir):
     """`hf:continuous`: TRL's rollouts go through transformers' continuous batching (``generate_batch``), whose time
-    is the row's ``generate`` phase."""
+    is the row's ``generate`` phase; on a CPU its paged cache takes a small share of the RAM, not TRL's half."""
     case = parse_case("tiny:hf:continuous", 2)
     row = bench_train.run_case(replace(case, prompts=2, generations=2, completion_tokens=4), tmp_path,
                                str(tiny_model_dir))
     assert row["effective_args"]["use_transformers_continuous_batching"] is True
+    assert row["effective_args"]["transformers_continuous_batching_config"] == {
+        "max_memory_percent": bench_train.CPU_PAGED_CACHE_SHARE}
     assert row["mean_completion_tokens"] == 4 and row["completions_per_step"] == 4
     assert row["phase_seconds"]["generation"] > row["phase_seconds"]["generate"] > 0
     with pytest.raises(ValueError, match="the continuous rollout runs with the hf backend only"):
