@@ -376,16 +376,18 @@ class StaticDecoder:
         return answer
 
     def result(self) -> torch.Tensor:
-        width = int(self._buffers.lengths.max())
-        return self._buffers.out[:, :width].clone()
+        return self._buffers.out[:, :self._width()].clone()
 
     def result_logprobs(self) -> torch.Tensor:
         """The log-probability of each token :meth:`result` holds, float32, as :func:`chosen_logprobs` gives it (0
         after a row's eos); only for a decoder made with ``logprobs``."""
         if not self.logprobs:
             raise ValueError("this decoder does not record log-probabilities (make it with logprobs=True)")
-        width = int(self._buffers.lengths.max())
-        return self._buffers.logps[:, :width].clone()
+        return self._buffers.logps[:, :self._width()].clone()
+
+    def _width(self) -> int:
+        """The longest row's generated tokens, up to and including its eos (a host sync)."""
+        return int(self._buffers.lengths.max())
 
     def _draw_noise(self) -> None:
         if self.sampling.do_sample:

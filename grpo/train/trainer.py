@@ -37,7 +37,6 @@ from grpo.models.loading import (LoadedModel, cuda_available, load, load_tokeniz
                          torch_dtype)
 from grpo.train.nonfinite_guard import NonFiniteGuard
 from grpo.train import off_policy
-from grpo.train.off_policy import with_off_policy_correction
 from grpo.eval.report import before_after_table
 from grpo.train import warm_start
 from grpo.train.rollout import enable_compiled_decoding, install_static_loop, static_loop_unsupported
@@ -266,7 +265,7 @@ def _build_trainer(config: RunConfig, args, loaded: LoadedModel, splits, reward_
     dynamic = config.train.dynamic_sampling
     sampling = with_dynamic_sampling if dynamic.enabled else None
     if config.train.rollout_off_policy_correction:  # its weights apply to the batch dynamic sampling assembles
-        trainer_class = with_off_policy_correction(GRPOTrainer, inside=sampling)
+        trainer_class = off_policy.with_off_policy_correction(GRPOTrainer, inside=sampling)
     else:
         trainer_class = sampling(GRPOTrainer) if sampling else GRPOTrainer
     trainer_class = with_step_phases(trainer_class)  # outermost: its rollout time includes the correction's forward

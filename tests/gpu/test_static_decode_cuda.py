@@ -18,8 +18,8 @@ from grpo.eval import generation
 from grpo.eval.generation import SamplingParams
 from grpo.eval.static_decode import Sampling, StaticDecoder, next_tokens
 from grpo.train.rollout import StaticLoopRollouts
-from tests.grpo.eval.static_decode_checks import (PROMPTS, encode, greedy_generate, sampled_pair_p_values,
-                                                  sharpened_model, stopping_eos, teacher_forced_logprobs)
+from tests.grpo.eval.static_decode_checks import (PROMPTS, check_lagged_stop, encode, greedy_generate,
+                                                  sampled_pair_p_values, sharpened_model, teacher_forced_logprobs)
 
 pytestmark = pytest.mark.gpu
 NEW = 16
@@ -51,24 +51,11 @@ def test_compiled_greedy_tokens_equal_generate_and_compile_once(cuda_model):
 
 
 def test_compiled_loop_stops_one_question_after_every_row_finished(cuda_model):
-    """The pinned-memory answer on CUDA: with eos ids that end every row early, the loop stops at the question
-    after the first that finds them all finished, as on a CPU; a second call does not stop on the first call's
-    answer (the flag left True in the pinned buffer)."""
+    """The pinned-memory answer on CUDA: the loop stops at the question after the first that finds every row
+    finished, as on a CPU, over two calls of one decoder (the second must not stop on the flag the first left True
+    in the pinned buffer)."""
     model, tokenizer = cuda_model
-    pad = tokenizer.pad_token_id
-    encoded = encode(tokenizer, PROMPTS, "cuda")
-    every = stopping_eos(greedy_generate(model, encoded, NEW, [], pad))[1]
-    expected = greedy_generate(model, encoded, NEW, every, pad)
-    width, sync_every = expected.shape[1], 3
-    decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW, NEW, every, pad, sync_every=sync_every)
-    steps = []
-    step = decoder.step
-    decoder.step = lambda: steps.append(1) or step()
-    first_yes = -(-width // sync_every) * sync_every
-    for _ in range(2):
-        steps.clear()
-        assert torch.equal(decoder(encoded["input_ids"], encoded["attention_mask"]), expected)
-        assert width - 1 < len(steps) == first_yes + sync_every - 1 < NEW - 1
+    check_lagged_stop(model, tokenizer, PROMPTS, NEW, sync_every=3, device="cuda", calls=2)
 
 
 def test_compiled_steps_never_sync_with_the_host(cuda_model):

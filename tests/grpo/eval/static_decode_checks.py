@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from grpo.eval.static_decode import Sampling, decode
+from grpo.eval.static_decode import Sampling, StaticDecoder, decode
 
 PROMPTS = [
     [{"role": "user", "content": "What is 12 + 7?"}],
@@ -63,6 +63,29 @@ def stopping_eos(free: torch.Tensor) -> tuple[set[int], set[int]]:
     """From greedy tokens decoded without eos: a few ids that end some rows early, and ids that end every row
     by column 10 (each row's token there)."""
     return {int(free[0, 4]), int(free[1, 3])}, set(free[:, 10].tolist())
+
+
+def check_lagged_stop(model, tokenizer, prompts, max_new_tokens: int, sync_every: int, device: str = "cpu",
+                      calls: int = 1) -> None:
+    """With eos ids that end every row early, a :class:`StaticDecoder` returns generate's tokens and stops at the
+    first question after one whose answer is yes (asked once all W tokens of the widest row exist, i.e. after W - 1
+    steps): never before, and before the limit. ``calls``: decode the same prompts that many times with one decoder
+    (each call must not read an earlier call's answer)."""
+    pad = tokenizer.pad_token_id
+    encoded = encode(tokenizer, prompts, device)
+    every = stopping_eos(greedy_generate(model, encoded, max_new_tokens, [], pad))[1]
+    expected = greedy_generate(model, encoded, max_new_tokens, every, pad)
+    width = expected.shape[1]
+    decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + max_new_tokens, max_new_tokens, every, pad,
+                            sync_every=sync_every)
+    steps = []
+    step = decoder.step
+    decoder.step = lambda: steps.append(1) or step()
+    first_yes = -(-width // sync_every) * sync_every  # the first question asked after width - 1 steps
+    for _ in range(calls):
+        steps.clear()
+        assert torch.equal(decoder(encoded["input_ids"], encoded["attention_mask"]), expected)
+        assert width - 1 < len(steps) == first_yes + sync_every - 1 < max_new_tokens - 1
 
 
 @torch.no_grad()

@@ -15,9 +15,9 @@ from transformers import GenerationConfig, Qwen2Config
 from grpo.eval import generation, static_decode
 from grpo.eval.generation import SamplingParams
 from grpo.eval.static_decode import Sampling, StaticDecoder, decode, unsupported_reason
-from tests.grpo.eval.static_decode_checks import (PROMPTS, chi_square_p_value, encode, greedy_generate,
-                                                  next_token_probs, sampled_pair_p_values, sharpened_model,
-                                                  stopping_eos, teacher_forced_logprobs)
+from tests.grpo.eval.static_decode_checks import (PROMPTS, check_lagged_stop, chi_square_p_value, encode,
+                                                  greedy_generate, next_token_probs, sampled_pair_p_values,
+                                                  sharpened_model, stopping_eos, teacher_forced_logprobs)
 
 NEW = 16
 # The chi-square tests below fail with probability 1e-4 each when the loop samples exactly the model's
@@ -214,22 +214,10 @@ def test_sampled_tokens_do_not_depend_on_sync_every(model_and_tokenizer):
 
 @pytest.mark.parametrize("sync_every", [1, 3])
 def test_the_loop_stops_one_question_after_every_row_finished(model_and_tokenizer, sync_every):
-    """The host asks "all finished?" every ``sync_every`` tokens and reads each answer at the next question: the
-    loop stops at the first question after one whose answer is yes (asked once all W tokens of the widest row
-    exist, i.e. after W - 1 steps), never before, and the output is generate's."""
+    """The host asks "all finished?" every ``sync_every`` tokens and reads each answer at the next question
+    (static_decode_checks.check_lagged_stop: the exact step it stops at, and generate's tokens)."""
     model, tokenizer = model_and_tokenizer
-    encoded = encode(tokenizer, PROMPTS)
-    pad = tokenizer.pad_token_id
-    every = stopping_eos(greedy_generate(model, encoded, NEW, [], pad))[1]
-    expected = greedy_generate(model, encoded, NEW, every, pad)
-    width = expected.shape[1]
-    decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW, NEW, every, pad, sync_every=sync_every)
-    steps = []
-    step = decoder.step
-    decoder.step = lambda: steps.append(1) or step()
-    assert torch.equal(decoder(encoded["input_ids"], encoded["attention_mask"]), expected)
-    first_yes = -(-width // sync_every) * sync_every  # the first question asked after width - 1 steps
-    assert width - 1 < len(steps) == first_yes + sync_every - 1 < NEW - 1
+    check_lagged_stop(model, tokenizer, PROMPTS, NEW, sync_every)
 
 
 def test_the_loop_refuses_what_it_cannot_decode(model_and_tokenizer):
