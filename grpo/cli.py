@@ -97,7 +97,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     params = SamplingParams(max_new_tokens=args.max_new_tokens, do_sample=sampled,
                             temperature=args.temperature if args.temperature > 0 else 1.0, top_p=args.top_p,
                             num_samples=args.samples, seed=args.seed, cache_implementation=args.cache_implementation,
-                            decoder=args.decoder)
+                            decoder=args.decoder, loop_runner=args.loop_runner)
     ks = sorted({1, *(int(k) for k in args.k.split(",") if k)}) if args.k else [1, args.samples]
     request = eval_run.EvalRequest(split=args.split, limit=args.limit, params=params, batch_size=args.batch_size,
                                    ks=tuple(ks), resume=args.resume, command_started=args.command_started)
@@ -174,10 +174,13 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     print(bench.HEADER)
     rows = bench.kv_cache_table(model, tokenizer, args.batches, args.lengths, uncached=not args.cached_only,
                                 cache_implementation=args.cache_implementation, static_loop=args.static_loop,
-                                loop_repeated_kv=args.loop_repeated_kv, split_kv=not args.no_split_kv)
+                                loop_repeated_kv=args.loop_repeated_kv, split_kv=not args.no_split_kv,
+                                loop_runner=args.loop_runner)
     print("\n" + bench.markdown(rows))
     if args.out:
-        extra = {"fused_projections": fused, "split_kv_attention": split_kv}
+        extra = {"fused_projections": fused, "split_kv_attention": split_kv,
+                 "loop_runner": (args.loop_runner or ("compiled" if device.type == "cuda" else "eager"))
+                 if args.static_loop else None}
         Path(args.out).write_text(json.dumps([row.to_json() | extra for row in rows], indent=2))
     return 0
 
@@ -265,6 +268,10 @@ def _add_eval_command(commands) -> None:
     evaluate.add_argument("--decoder", choices=["generate", "static_loop"], default="generate",
                           help="model.generate (default) or grpo.eval.static_decode's fixed-shape loop (compiled on "
                                "CUDA; Llama/Qwen2, others fall back to generate)")
+    evaluate.add_argument("--loop-runner", choices=["compiled", "graph", "eager"], default=None,
+                          help="with --decoder static_loop: how its step runs (grpo.eval.static_decode.RUNNERS; "
+                               "default graph on CUDA, which starts in a second where compiled takes 40, eager "
+                               "elsewhere)")
     evaluate.add_argument("--out", help="output folder (default: <run>/evals/final or <run>/evals/checkpoint-N, or evals/<model>)")
     evaluate.add_argument("--resume", action="store_true", help="continue an interrupted eval from its samples")
     evaluate.add_argument("--compare", nargs=2, metavar=("EVAL_A", "EVAL_B"),
@@ -302,6 +309,9 @@ def _add_bench_commands(commands) -> None:
     kv.add_argument("--loop-repeated-kv", action="store_true",
                     help="with --static-loop: time the loop a second time with transformers' repeated key/value "
                          "heads instead of the grouped-query attention read in place")
+    kv.add_argument("--loop-runner", choices=["compiled", "graph", "eager"], default=None,
+                    help="with --static-loop: how its step runs (grpo.eval.static_decode.RUNNERS; default compiled on "
+                         "CUDA, eager elsewhere)")
     kv.add_argument("--unfused", action="store_true",
                     help="decode with the model's own q/k/v and gate/up projections instead of one product each "
                          "(grpo eval fuses them; this measures what fusing saves)")
@@ -332,7 +342,8 @@ def _add_bench_commands(commands) -> None:
                     "forward/backward of the update (default 8, transformers' default per-device batch); settings: "
                     "nogc (gradient checkpointing off), liger (use_liger_kernel), compile (torch_compile), merged "
                     "(loop rollouts through a merged LoRA copy), repeatkv (loop decode steps with transformers' "
-                    "repeated key/value heads). "
+                    "repeated key/value heads), offpolicy (train.rollout_off_policy_correction), graph (loop decode "
+                    "steps captured by hand into a CUDA graph instead of compiled). "
                     "Every row shows its speedup over the trl-baseline row of the same workload in the same run.")
     train_bench.add_argument("case", nargs="+", metavar="CASE")
     train_bench.add_argument("--steps", type=int, default=3, help="steps per case; the first is warm-up")

@@ -71,7 +71,7 @@ def run(variant: str, tokenizer_dir: str, device: str, batch: int, tokens: int) 
 
     def decoder(compile: bool) -> StaticDecoder:
         return StaticDecoder(model, ids.shape[1] + tokens, tokens, eos_ids=(), pad_id=tokenizer.pad_token_id,
-                             compile=compile)
+                             runner="compiled" if compile else "eager")
 
     def timed(call):
         if device == "cuda":

@@ -23,12 +23,14 @@ bench's chat template, no eos (every row decodes all tokens):
   fused-sdpa-attention  fused-projections, with the decode attention through SDPA's kernels (cuDNN's flash kernel on
                     an H200) instead of grpo.eval.split_kv_attention's split-KV kernel, which every other variant
                     uses since 2026-12-01 (fifth session) where it applies: what `grpo eval` ran before it
+  graph             fused-projections, with the step run eagerly and captured by hand into one CUDA graph (the
+                    loop's ``graph`` runner: nothing compiled) instead of torch.compile's reduce-overhead
   split-kv:BLOCK:SLICES[:WARPS]  fused-projections with the split-KV kernel's cache blocks of BLOCK slots (power
                     of two, at least 16), at most SLICES slices per key/value head at every batch size (1: one
                     kernel, no combine) and WARPS warps per block of the first kernel, to choose them (shipped:
                     128-slot blocks, 4 warps, one slice from 128 blocks of batch x key/value heads, else up to 16)
-Prints per variant: seconds of the first call (compile and graph record), ms per step over 256 tokens (median of
-3, prefill included as in bench kv), the prefill's ms (median of 3), the host's ms per step to enqueue 64 steps
+DIAG_BATCH (default 64) sets the batch size. Prints per variant: seconds of the first call (compile and graph
+record), ms per step over 256 tokens (median of 3, prefill included as in bench kv), the prefill's ms (median of 3), the host's ms per step to enqueue 64 steps
 against their wall ms per step (decode steps only), and a profile of 16 steps: GPU kernels per step, GPU busy ms per step (kernel
 time summed) and the kernels that take the most of it.
 
@@ -52,7 +54,7 @@ import torch
 from grpo.bench.decode import prompt_batch, timed
 
 VARIANTS = ("reduce-overhead", "after-batch-8", "max-autotune", "no-cudnn-attention", "freezing", "flex-attention",
-            "matmul-attention", "fused-projections", "float-mask", "fused-float", "fused-sdpa-attention")
+            "matmul-attention", "fused-projections", "float-mask", "fused-float", "fused-sdpa-attention", "graph")
 DEFAULT_VARIANTS = ("reduce-overhead", "no-cudnn-attention", "freezing")
 
 
@@ -94,14 +96,14 @@ def _matmul_attend(query, key, value, keep, scaling):
     return output.reshape(batch, heads, 1, dim)
 
 
-def _decoder(model, tokenizer, batch: int, split_kv: bool = True):
+def _decoder(model, tokenizer, batch: int, split_kv: bool = True, runner: str | None = None):
     from grpo.eval.static_decode import StaticDecoder
 
     tokenizer.padding_side = "left"
     encoded = prompt_batch(tokenizer, batch, "cuda")
     ids, mask = encoded["input_ids"], encoded["attention_mask"]
     decoder = StaticDecoder(model, ids.shape[1] + 256, 256, eos_ids=(), pad_id=tokenizer.pad_token_id,
-                            split_kv_attention=split_kv)
+                            split_kv_attention=split_kv, runner=runner)
     return decoder, ids, mask
 
 
@@ -188,7 +190,7 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
             AttentionMaskInterface.register(name, eager_mask)  # boolean masks only: these steps keep SDPA's)
     folder = materialize_shape("smollm2-135m", Path(tempfile.mkdtemp()), tokenizer_dir)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to("cuda").eval()
-    if variant in ("fused-projections", "fused-float", "fused-sdpa-attention") or variant.startswith("split-kv:"):
+    if variant in ("fused-projections", "fused-float", "fused-sdpa-attention", "graph") or variant.startswith("split-kv:"):
         from grpo.eval.fused_projections import fuse_projections
 
         reason = fuse_projections(model.requires_grad_(False))
@@ -199,7 +201,10 @@ def run_variant(variant: str, tokenizer_dir: str) -> dict:
     if variant == "after-batch-8":
         small, ids8, mask8 = _decoder(model, tokenizer, 8)
         result["batch8_first_call_s"] = timed(lambda: small(ids8, mask8))[0]
-    decoder, ids, mask = _decoder(model, tokenizer, 64, split_kv=variant != "fused-sdpa-attention")
+    batch = int(os.environ.get("DIAG_BATCH", "64"))
+    result["batch"] = batch
+    decoder, ids, mask = _decoder(model, tokenizer, batch, split_kv=variant != "fused-sdpa-attention",
+                                  runner="graph" if variant == "graph" else None)
     result["first_call_s"] = timed(lambda: decoder(ids, mask))[0]
     times = [timed(lambda: decoder(ids, mask))[0] for _ in range(3)]
     result["ms_per_step"] = 1000 * statistics.median(times) / 256

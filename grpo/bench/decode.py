@@ -108,11 +108,12 @@ def _timed_loop(loop: StaticDecoder, inputs, new_tokens: int) -> float:
                   new_tokens)
 
 
-def _warm_loop(model, tokenizer, inputs, longest: int, grouped_attention: bool, split_kv: bool) -> StaticDecoder:
-    """A loop for this batch sized for the longest length, warmed up (compiled and graph-recorded on CUDA)."""
+def _warm_loop(model, tokenizer, inputs, longest: int, grouped_attention: bool, split_kv: bool,
+               runner: str | None) -> StaticDecoder:
+    """A loop for this batch sized for the longest length, warmed up (compiled or captured on CUDA)."""
     loop = StaticDecoder(model, inputs["input_ids"].shape[1] + longest, longest, eos_ids=(),
                          pad_id=tokenizer.pad_token_id, grouped_attention=grouped_attention,
-                         split_kv_attention=split_kv)
+                         split_kv_attention=split_kv, runner=runner)
     _timed_loop(loop, inputs, min(8, longest))
     return loop
 
@@ -120,13 +121,15 @@ def _warm_loop(model, tokenizer, inputs, longest: int, grouped_attention: bool, 
 @torch.inference_mode()
 def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], uncached: bool = True,
                    cache_implementation: str | None = None, uncached_max_tokens: int = 512,
-                   static_loop: bool = False, loop_repeated_kv: bool = False, split_kv: bool = True) -> list[KVRow]:
+                   static_loop: bool = False, loop_repeated_kv: bool = False, split_kv: bool = True,
+                   loop_runner: str | None = None) -> list[KVRow]:
     """Time cached (and uncached) greedy generation of exactly ``length`` new tokens for each batch size; with
     ``static_loop``, also grpo.eval.static_decode's loop (one decoder per batch size, sized for the longest length,
     so it compiles once per batch size on CUDA); with ``loop_repeated_kv`` as well, the loop a second time with
     the grouped-query attention read in place turned off (transformers' repeated key/value heads), the mechanism
     on and off in one run. ``split_kv``: the loop's decode attention through grpo.eval.split_kv_attention's
-    kernel where it applies (off: SDPA's kernels)."""
+    kernel where it applies (off: SDPA's kernels). ``loop_runner``: how the loop's step runs
+    (:data:`grpo.eval.static_decode.RUNNERS`; None: the device's default)."""
     model.eval()
     device = next(model.parameters()).device
     rows = []
@@ -137,7 +140,8 @@ def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], unc
         _timed_generate(model, inputs, max(lengths) if cache_implementation == "static" else 8, True,
                         cache_implementation)
         variants = ([True, False] if loop_repeated_kv else [True]) if static_loop else []  # grouped attention on?
-        loops = [_warm_loop(model, tokenizer, inputs, max(lengths), grouped, split_kv) for grouped in variants]
+        loops = [_warm_loop(model, tokenizer, inputs, max(lengths), grouped, split_kv, loop_runner)
+                 for grouped in variants]
         for length in lengths:
             cached, cached_peak = _with_peak(lambda: _timed_generate(model, inputs, length, True,
                                                                      cache_implementation))

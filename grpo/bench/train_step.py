@@ -57,6 +57,8 @@ CASE_SETTINGS = {
     "merged": "loop rollouts through a copy with the LoRA adapter merged (train.rollout_merged_lora)",
     "repeatkv": "loop decode steps with transformers' repeated key/value heads (the grouped-query attention read in "
                 "place off; grpo.eval.grouped_attention)",
+    "graph": "loop decode steps run eagerly and captured by hand into one CUDA graph (the loop's graph runner) "
+             "instead of compiled by torch.compile",
     "offpolicy": "loop rollouts with train.rollout_off_policy_correction (the loop records log-probabilities; one "
                  "forward without gradients per step; grpo.train.off_policy)",
 }
@@ -240,6 +242,8 @@ def run_case(case: Case, model_root: Path, tokenizer_path: str) -> dict:
             cache_len = static_cache_len(trainer.processing_class, trainer.train_dataset["prompt"],
                                          case.completion_tokens)
             if case.rollout == "loop" and not install_static_loop(trainer, cache_len,
+                                                                  runner="graph" if "graph" in case.settings
+                                                                  else None,
                                                                   merge_lora="merged" in case.settings,
                                                                   grouped_attention="repeatkv" not in case.settings,
                                                                   logprobs="offpolicy" in case.settings):

@@ -15,6 +15,11 @@ from grpo.eval import static_decode
 
 logger = logging.getLogger("grpo")
 DECODERS = ("generate", "static_loop")
+# The static loop's runner for evaluations on CUDA: ``graph``, not the loop's own default ``compiled``. An evaluation
+# is too short to repay compiling: on an H200 the compiled step is 1.9 ms at batch 256 against the graph's 3.9, but
+# compiling it takes 38-48 s in a fresh process (10 s from inductor's cache) against the capture's 1.3 s, and the
+# whole of GSM8K test decodes in about 1,500 steps (docs/benchmarks.md, "A CUDA graph without compiling").
+EVAL_RUNNER = "graph"
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class SamplingParams:
     # "generate": model.generate; "static_loop": grpo.eval.static_decode (always a static cache, compiled on CUDA),
     # or model.generate where that loop does not support the model (logged)
     decoder: str = "generate"
+    loop_runner: str | None = None  # static_loop: how its step runs (static_decode.RUNNERS); None: EVAL_RUNNER
 
     @property
     def fixed_cache(self) -> bool:
@@ -62,15 +68,17 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return ids
 
 
-def _filler_rows(batch: list, batch_size: int, compiled: bool) -> list:
-    """Copies of the last prompt that bring a short last batch up to ``batch_size`` when decoding is compiled.
+def _filler_rows(batch: list, batch_size: int, fixed_shape: bool) -> list:
+    """Copies of the last prompt that bring a short last batch up to ``batch_size`` when decoding is compiled or
+    graph-captured for the batch's shape.
 
     Why: with ``cache_implementation="static"`` transformers compiles the decoding step for the batch's shape, and a
     smaller last batch compiles it again (about 90 s on an H100 for the last 36 of 2,084 problems); the compiled
-    static loop would likewise compile and record its graph again. Decoding the spare rows costs a fraction of that;
+    static loop would likewise compile and record its graph again (the ``graph`` runner would capture again, and
+    give up the cache and buffers of the full batch). Decoding the spare rows costs a fraction of that;
     their outputs are dropped. The dynamic cache and the eager loop compile nothing: no filler.
     """
-    if not compiled or len(batch) >= batch_size:
+    if not fixed_shape or len(batch) >= batch_size:
         return []
     return [batch[-1]] * (batch_size - len(batch))
 
@@ -89,7 +97,11 @@ def _static_loop(model, tokenizer, params: SamplingParams, eos_ids: set[int], ca
         return None
     sampling = static_decode.Sampling(params.do_sample, params.temperature, params.top_p)
     return static_decode.kept_decoder(model, cache_len, params.max_new_tokens, eos_ids, tokenizer.pad_token_id,
-                                      sampling)
+                                      sampling, params.loop_runner or _eval_runner(model))
+
+
+def _eval_runner(model) -> str:
+    return EVAL_RUNNER if next(model.parameters()).device.type == "cuda" else "eager"
 
 
 def static_cache_len(tokenizer, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> int:
@@ -133,7 +145,7 @@ def generate(model, tokenizer, prompts: list[list[dict[str, str]]], params: Samp
     if params.cache_implementation == "static" and expanded:
         options["max_cache_len"] = cache_len
     loop = _static_loop(model, tokenizer, params, eos_ids, cache_len) if expanded else None
-    compiled = loop.compiled if loop is not None else params.cache_implementation == "static"
+    fixed_shape = loop.fixed_shape if loop is not None else params.cache_implementation == "static"
     try:
         for start in range(0, len(expanded), batch_size):
             batch = expanded[start : start + batch_size]
@@ -141,7 +153,7 @@ def generate(model, tokenizer, prompts: list[list[dict[str, str]]], params: Samp
             if params.do_sample:  # a per-batch seed keeps results independent of how far a resumed run got
                 torch.manual_seed(params.seed + start)  # model.generate samples from the global generator
                 generator = torch.Generator(device).manual_seed(params.seed + start)  # the static loop from its own
-            filler = _filler_rows(batch, batch_size, compiled)
+            filler = _filler_rows(batch, batch_size, fixed_shape)
             encoded = tokenizer.apply_chat_template(batch + filler, add_generation_prompt=True, padding=True,
                                                     return_tensors="pt", return_dict=True).to(device)
             if loop is not None:

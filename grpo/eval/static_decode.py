@@ -9,12 +9,18 @@ hundreds. The host asks "all rows finished?" only every ``sync_every`` tokens, a
 (:meth:`StaticDecoder.__call__` says why); rows that finished earlier are fed pad tokens meanwhile, and everything
 after a row's eos is pad, as ``model.generate`` leaves it.
 
-Why ``torch.compile`` rather than a hand-captured ``torch.cuda.CUDAGraph``: transformers' ``StaticCache`` allocates
-its tensors lazily in the first forward and marks them as static addresses for exactly this compiler; compile also
-fuses the sampling arithmetic into few kernels, records the graph after its own warm-up runs, and falls back to
-running the step without a graph (rather than replaying a wrong one) when something in it cannot be captured. A
-manual capture would have to pre-allocate every buffer, warm up on a side stream and re-capture whenever an address
-changes, all by hand.
+How the step runs (``runner``, :data:`RUNNERS`):
+- ``compiled`` (the default on CUDA): ``torch.compile`` fuses the step's elementwise work into few kernels and
+  records the CUDA graph after its own warm-up runs, falling back to running the step without a graph (rather than
+  replaying a wrong one) when something in it cannot be captured. The fastest step, but compiling it costs 25-35 s
+  in a fresh process and 10 s even from inductor's cache (H200, docs/benchmarks.md).
+- ``graph`` (CUDA only): the step as PyTorch runs it eagerly, captured by hand into a ``torch.cuda.CUDAGraph`` after
+  the first prefill (:meth:`StaticDecoder._capture`): nothing compiles, so it is ready in about a second, and each
+  token is still one graph launch; its kernels are the unfused eager ones. For work too short to repay compiling
+  (an evaluation of a few thousand problems). The buffers and transformers' ``StaticCache`` keep their addresses for
+  the decoder's life (the cache is reset in place), and transformers skips its data-dependent mask checks while a
+  stream is capturing (``is_tracing``), which is what makes the hand capture valid.
+- ``eager``: no graph (the default off CUDA).
 
 Sampling draws its randomness from the caller's ``torch.Generator`` *outside* the step (one small kernel launch, no
 sync): one exponential number per row and vocabulary entry, and the step picks the token that arrives first in an
@@ -52,6 +58,10 @@ from grpo.eval.grouped_attention import decode_attention, split_kv_refusal
 from grpo.eval.kvcache import text_config
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
+RUNNERS = ("compiled", "graph", "eager")  # how the step runs: module docstring
+# eager steps before the hand capture (Triton's and cuBLAS's first-call work must not be captured); one, because each
+# writes one cache slot and output column past the prompt, and a decoder of 2 new tokens has room for only one
+GRAPH_WARMUP_STEPS = 1
 SYNC_EVERY = 8  # tokens between the host's "all rows finished?" questions (at most 2x this many steps after the last)
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
 # Generation-config fields that add logits processing, stopping rules or other outputs this loop does not implement,
@@ -233,8 +243,9 @@ class StaticDecoder:
     ``max_cache_len`` must hold the longest padded prompt plus ``max_new_tokens``; give the same value for every batch
     (:func:`grpo.eval.generation.static_cache_len`) so that one shape serves them all.
 
-    ``compile``: None compiles the step on CUDA and runs it eagerly elsewhere; ``fullgraph`` makes a graph break an
-    error instead of a silent split (the CUDA graph then covers less of the step). ``generation_config``: the
+    ``runner``: one of :data:`RUNNERS` (module docstring); None: ``compiled`` on CUDA, ``eager`` elsewhere.
+    ``fullgraph`` (``compiled``) makes a graph break an error instead of a silent split (the CUDA graph then covers
+    less of the step). ``generation_config``: the
     settings the caller decodes with, when not the model's own (checked by :func:`unsupported_reason`).
     ``grouped_attention``: decode steps read grouped-query keys and values where the cache holds them
     (:mod:`grpo.eval.grouped_attention`) instead of transformers' repeated copies; turned off only to measure the
@@ -247,7 +258,7 @@ class StaticDecoder:
     """
 
     def __init__(self, model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
-                 sampling: Sampling = Sampling(), sync_every: int = SYNC_EVERY, compile: bool | None = None,
+                 sampling: Sampling = Sampling(), sync_every: int = SYNC_EVERY, runner: str | None = None,
                  fullgraph: bool = False, generation_config: GenerationConfig | None = None,
                  grouped_attention: bool = True, logprobs: bool = False, split_kv_attention: bool = True):
         reason = unsupported_reason(model, generation_config)
@@ -263,13 +274,25 @@ class StaticDecoder:
         self.device = next(model.parameters()).device
         head = model.get_output_embeddings()
         self._vocab_size = getattr(head, "out_features", None) or head.weight.shape[0]  # the logits' width
-        self.compiled = self.device.type == "cuda" if compile is None else compile
-        self._step = _compiled_step(fullgraph) if self.compiled else _decode_step
+        self.runner = runner or ("compiled" if self.device.type == "cuda" else "eager")
+        if self.runner not in RUNNERS or (self.runner == "graph" and self.device.type != "cuda"):
+            raise ValueError(f"runner {self.runner!r}: expected one of {', '.join(RUNNERS)} (graph: CUDA only)")
+        self._step = _compiled_step(fullgraph) if self.runner == "compiled" else _decode_step
+        self._graph: torch.cuda.CUDAGraph | None = None  # the ``graph`` runner's capture, for the current buffers
         self._cache: StaticCache | None = None
         self._buffers: _Buffers | None = None
         # where :meth:`ask_all_finished` copies the flag: pinned, so the copy is asynchronous
         self._finished_copy = torch.zeros((), dtype=torch.bool, pin_memory=self.device.type == "cuda")
         self._generator: torch.Generator | None = None
+
+    @property
+    def compiled(self) -> bool:
+        return self.runner == "compiled"
+
+    @property
+    def fixed_shape(self) -> bool:
+        """Whether a new batch size costs a compilation or a capture (callers pad a short last batch instead)."""
+        return self.runner != "eager"
 
     @staticmethod
     def _split_kv_refused(model) -> bool:
@@ -334,6 +357,18 @@ class StaticDecoder:
             raise ValueError("sampling needs a torch.Generator on the model's device")
         self._generator = generator
         buffers = self._prepare(batch)
+        if self.runner == "graph" and self._graph is None and self.max_new_tokens > 1:  # (1 token: no step)
+            state = None if generator is None else generator.get_state()
+            self._fill(buffers, input_ids, attention_mask)  # the cache allocates its tensors in the first forward
+            self._graph = self._capture()  # (its warm-up steps decode: the prompts are filled in again below)
+            if state is not None:
+                generator.set_state(state)  # the same draws as the other runners
+            self._cache.reset()
+        self._fill(buffers, input_ids, attention_mask)
+
+    def _fill(self, buffers: _Buffers, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """Reset the buffers for these prompts, run them through the model into the cache, choose the first token."""
+        prompt_length = input_ids.shape[1]
         buffers.mask.zero_()
         buffers.mask[:, :prompt_length] = attention_mask
         positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
@@ -352,10 +387,32 @@ class StaticDecoder:
     def step(self) -> None:
         """One more token for every row (no host sync)."""
         self._draw_noise()
+        if self._graph is not None:
+            self._graph.replay()
+            return
         if self.compiled and self.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
+        self._run_step()
+
+    def _run_step(self) -> None:
         with decode_attention(self.model, self.grouped_attention, self.split_kv_attention):
             self._step(self.model, self._cache, self._buffers, self.sampling, self.pad_id)
+
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        """The ``graph`` runner's step, captured as PyTorch's docs prescribe: warm-up steps on a side stream (first
+        calls allocate workspaces and build Triton kernels, which a capture must not contain), then one captured
+        step. The warm-up steps really decode; :meth:`prefill` fills the prompts in again afterwards."""
+        with torch.cuda.device(self.device):
+            current, side = torch.cuda.current_stream(), torch.cuda.Stream()
+            side.wait_stream(current)
+            with torch.cuda.stream(side):
+                for _ in range(GRAPH_WARMUP_STEPS):
+                    self._run_step()
+            current.wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._run_step()
+        return graph
 
     def ask_all_finished(self) -> Callable[[], bool]:
         """Whether every row has finished after the steps enqueued so far, as a call that answers later: on CUDA
@@ -399,6 +456,7 @@ class StaticDecoder:
             self._cache.reset()
             return self._buffers
         device, long = self.device, torch.long
+        self._graph = None  # captured with the old buffers' addresses
         self._cache = StaticCache(config=self.model.config, max_cache_len=self.max_cache_len)
         self._buffers = _Buffers(
             tokens=torch.zeros(batch, 1, dtype=long, device=device),
@@ -418,9 +476,9 @@ class StaticDecoder:
 
 
 def kept_decoder(model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterable[int], pad_id: int,
-                 sampling: Sampling = Sampling()) -> StaticDecoder:
-    """The decoder an earlier call kept on ``model`` when its settings are the same and its cache is at least
-    ``max_cache_len`` long; else a new one, kept there in its place.
+                 sampling: Sampling = Sampling(), runner: str | None = None) -> StaticDecoder:
+    """The decoder an earlier call kept on ``model`` when its settings are the same (``runner`` None: any) and its
+    cache is at least ``max_cache_len`` long; else a new one, kept there in its place.
 
     Why: callers generate chunk by chunk (``grpo eval``) or every N training steps (held-out evals), each call
     sizing the cache for its own prompts. A new length is a new shape, so the step would compile again; new buffers
@@ -428,9 +486,10 @@ def kept_decoder(model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterab
     the same way; the cache stays allocated while the model lives (delete ``model._grpo_static_decoder`` to free it).
     """
     kept = getattr(model, "_grpo_static_decoder", None)
-    if kept is not None and kept.serves(model, max_cache_len, max_new_tokens, eos_ids, pad_id, sampling):
+    if (kept is not None and kept.serves(model, max_cache_len, max_new_tokens, eos_ids, pad_id, sampling)
+            and runner in (None, kept.runner)):
         return kept
-    decoder = StaticDecoder(model, max_cache_len, max_new_tokens, eos_ids, pad_id, sampling)
+    decoder = StaticDecoder(model, max_cache_len, max_new_tokens, eos_ids, pad_id, sampling, runner=runner)
     model._grpo_static_decoder = decoder
     return decoder
 
@@ -438,8 +497,8 @@ def kept_decoder(model, max_cache_len: int, max_new_tokens: int, eos_ids: Iterab
 def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
            eos_ids: Iterable[int], pad_id: int, sampling: Sampling = Sampling(),
            generator: torch.Generator | None = None, max_cache_len: int | None = None, sync_every: int = SYNC_EVERY,
-           compile: bool | None = None) -> torch.Tensor:
+           runner: str | None = None) -> torch.Tensor:
     """One batch through a fresh :class:`StaticDecoder` (cache: prompt + ``max_new_tokens`` unless given)."""
     length = max_cache_len or input_ids.shape[1] + max_new_tokens
-    decoder = StaticDecoder(model, length, max_new_tokens, eos_ids, pad_id, sampling, sync_every, compile)
+    decoder = StaticDecoder(model, length, max_new_tokens, eos_ids, pad_id, sampling, sync_every, runner)
     return decoder(input_ids, attention_mask, generator)

@@ -127,10 +127,10 @@ class StaticLoopRollouts:
     """
 
     def __init__(self, model, generate, max_cache_len: int, sync_every: int = static_decode.SYNC_EVERY,
-                 compile: bool | None = None, merge_lora: bool = False, grouped_attention: bool = True,
+                 runner: str | None = None, merge_lora: bool = False, grouped_attention: bool = True,
                  logprobs: bool = False):
         self.model, self.generate, self.max_cache_len = model, generate, max_cache_len
-        self.sync_every, self.compile, self.merge_lora = sync_every, compile, merge_lora
+        self.sync_every, self.runner, self.merge_lora = sync_every, runner, merge_lora
         self.grouped_attention, self.logprobs = grouped_attention, logprobs
         self.latest_logprobs: torch.Tensor | None = None
         self.loop_calls = 0  # rollouts the loop decoded
@@ -213,7 +213,7 @@ class StaticLoopRollouts:
                                            settings.pad_id, settings.sampling, self.logprobs):
             self.decoder = static_decode.StaticDecoder(
                 model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids, settings.pad_id,
-                settings.sampling, self.sync_every, self.compile, generation_config=settings.resolved,
+                settings.sampling, self.sync_every, self.runner, generation_config=settings.resolved,
                 grouped_attention=self.grouped_attention, logprobs=self.logprobs)
         return self.decoder
 
@@ -256,14 +256,14 @@ def static_loop_unsupported(trainer) -> str | None:
     return settings if isinstance(settings, str) else None
 
 
-def install_static_loop(trainer, max_cache_len: int, compile: bool | None = None, merge_lora: bool = False,
+def install_static_loop(trainer, max_cache_len: int, runner: str | None = None, merge_lora: bool = False,
                         grouped_attention: bool = True, logprobs: bool = False) -> bool:
     """Make TRL's rollout calls of ``trainer`` decode with the static loop (:class:`StaticLoopRollouts` in place of
     the generation model's ``generate``), with a cache of ``max_cache_len`` tokens for the whole run. Returns
     whether it was installed: not when :func:`static_loop_unsupported` gives a reason.
 
-    ``compile``: None compiles the loop's step on CUDA (``torch.compile(mode="reduce-overhead")``) and runs it
-    eagerly elsewhere. ``merge_lora``: decode a LoRA policy through a merged copy (``train.rollout_merged_lora``).
+    ``runner``: how the loop's step runs (:data:`grpo.eval.static_decode.RUNNERS`; None: compiled on CUDA, eager
+    elsewhere). ``merge_lora``: decode a LoRA policy through a merged copy (``train.rollout_merged_lora``).
     ``grouped_attention``: :class:`grpo.eval.static_decode.StaticDecoder`'s setting. ``logprobs``: record the
     sampled tokens' log-probabilities (``train.rollout_off_policy_correction``).
     """
@@ -271,7 +271,7 @@ def install_static_loop(trainer, max_cache_len: int, compile: bool | None = None
         return False
     model = _rollout_model(trainer)
     if not isinstance(model.generate, StaticLoopRollouts):
-        model.generate = StaticLoopRollouts(model, model.generate, max_cache_len, compile=compile,
+        model.generate = StaticLoopRollouts(model, model.generate, max_cache_len, runner=runner,
                                             merge_lora=merge_lora, grouped_attention=grouped_attention,
                                             logprobs=logprobs)
     setattr(trainer, INSTALLED, model.generate)

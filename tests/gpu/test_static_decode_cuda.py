@@ -1,8 +1,8 @@
 """The static decode loop compiled on CUDA (marked `gpu`; skipped without CUDA): torch.compile with
 mode="reduce-overhead" replays the step as a CUDA graph. Greedy tokens equal eager ``model.generate``'s, a second
 batch of the same shape reuses the compiled step, the steps never sync with the host, sampling keeps the model's
-distribution, ``generate(decoder="static_loop")`` pads a short last batch instead of compiling again, and the
-rollout hook reads weights updated in place without compiling again (written on a CPU, not yet run on a GPU).
+distribution, ``generate(decoder="static_loop")`` pads a short last batch instead of compiling (or capturing)
+again, and the rollout hook reads weights updated in place without compiling again.
 
 Run on the device machine: `python3 -m pytest -m gpu tests/gpu -q`.
 """
@@ -58,13 +58,14 @@ def test_compiled_loop_stops_one_question_after_every_row_finished(cuda_model):
     check_lagged_stop(model, tokenizer, PROMPTS, NEW, sync_every=3, device="cuda", calls=2)
 
 
-def test_compiled_steps_never_sync_with_the_host(cuda_model):
+@pytest.mark.parametrize("runner", ["compiled", "graph"])
+def test_steps_never_sync_with_the_host(cuda_model, runner):
     model, tokenizer = cuda_model
     encoded = encode(tokenizer, PROMPTS, "cuda")
     decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW, NEW, [], tokenizer.pad_token_id,
-                            Sampling(True, 0.8, 0.9, 20))
+                            Sampling(True, 0.8, 0.9, 20), runner=runner)
     generator = torch.Generator("cuda").manual_seed(0)
-    decoder(encoded["input_ids"], encoded["attention_mask"], generator)  # compiles and records the graph
+    decoder(encoded["input_ids"], encoded["attention_mask"], generator)  # compiles and records, or captures
     decoder.prefill(encoded["input_ids"], encoded["attention_mask"], generator)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -76,29 +77,39 @@ def test_compiled_steps_never_sync_with_the_host(cuda_model):
     assert decoder.result().shape == (len(PROMPTS), NEW)
 
 
-def test_compiled_sampling_follows_the_model_distribution(cuda_model):
+@pytest.mark.parametrize("runner", ["compiled", "graph"])
+def test_sampling_follows_the_model_distribution(cuda_model, runner):
     """As the CPU test: chi-square p-values of sampled pairs and first tokens, false-failure probability 1e-4 each."""
     model, tokenizer = cuda_model
-    pairs, firsts = sampled_pair_p_values(model, tokenizer, rows=20_000, temperature=0.7, seed=0, compile=True)
+    pairs, firsts = sampled_pair_p_values(model, tokenizer, rows=20_000, temperature=0.7, seed=0, runner=runner)
     assert pairs > 1e-4 and firsts > 1e-4
 
 
-def test_generate_pads_the_last_batch_for_the_compiled_loop(cuda_model):
+@pytest.mark.parametrize("runner", ["compiled", "graph"])
+def test_generate_pads_the_last_batch_for_the_loop(cuda_model, monkeypatch, runner):
+    """2 + 2 + 1 rows: the last batch is padded to 2, so the step compiles (or is captured) once; the evaluations'
+    default runner on CUDA is the graph."""
     model, tokenizer = cuda_model
+    captures = []
+    capture = StaticDecoder._capture
+    monkeypatch.setattr(StaticDecoder, "_capture", lambda self: captures.append(1) or capture(self))
     default = generation.generate(model, tokenizer, PROMPTS, SamplingParams(max_new_tokens=NEW), 2, progress=False)
-    with torch._dynamo.config.patch(error_on_recompile=True):  # 2 + 2 + 1 rows: the last batch is padded to 2
-        looped = generation.generate(model, tokenizer, PROMPTS,
-                                     SamplingParams(max_new_tokens=NEW, decoder="static_loop"), 2, progress=False)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        looped = generation.generate(model, tokenizer, PROMPTS, SamplingParams(
+            max_new_tokens=NEW, decoder="static_loop", loop_runner=None if runner == "graph" else runner), 2,
+                                     progress=False)
     assert looped == default
+    assert model._grpo_static_decoder.runner == runner and len(captures) == (runner == "graph")
 
 
+@pytest.mark.parametrize("runner", ["compiled", "graph"])
 @pytest.mark.parametrize("merge_lora", [False, True], ids=["adapter-layers", "merged-copy"])
-def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model, merge_lora):
+def test_rollouts_read_updated_weights_without_recompiling(cuda_model, merge_lora, runner):
     """The rollout hook (grpo.train.rollout.StaticLoopRollouts), compiled, on a LoRA model in train mode as TRL hands
     it over: between two rollouts the adapter's weights change in place, as an optimizer step changes them. The
     loop decodes through the adapter layers, or (``merge_lora``) a copy with the adapter merged, refreshed in place
     before each rollout. The second rollout compiles nothing and equals generate's greedy tokens for the new
-    weights: the CUDA graph reads the current weights rather than those it was recorded with."""
+    weights: the CUDA graph reads the current weights rather than those it was recorded (or captured) with."""
     model, tokenizer = cuda_model
     torch.manual_seed(0)
     lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
@@ -107,9 +118,11 @@ def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model, 
     inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
     config = GenerationConfig(max_new_tokens=NEW, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                               eos_token_id=[tokenizer.eos_token_id])
-    rollouts = StaticLoopRollouts(lora, lora.generate, inputs["input_ids"].shape[1] + NEW, merge_lora=merge_lora)
+    rollouts = StaticLoopRollouts(lora, lora.generate, inputs["input_ids"].shape[1] + NEW, runner=runner,
+                                  merge_lora=merge_lora)
     first = rollouts(**inputs, generation_config=config)
     assert torch.equal(first, lora.generate(**inputs, generation_config=config))
+    graph = rollouts.decoder._graph  # the graph runner's capture (None for the compiled one)
     with torch.no_grad():
         for name, parameter in lora.named_parameters():
             if "lora_B" in name:
@@ -118,7 +131,8 @@ def test_compiled_rollouts_read_updated_weights_without_recompiling(cuda_model, 
     assert not torch.equal(expected, first)  # the update changes the tokens
     with torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.equal(rollouts(**inputs, generation_config=config), expected)
-    assert rollouts.decoder.compiled and rollouts.loop_calls == 2 and rollouts.generate_calls == 0
+    assert rollouts.decoder.runner == runner and rollouts.decoder._graph is graph
+    assert rollouts.loop_calls == 2 and rollouts.generate_calls == 0
     assert rollouts.decoder.model is (rollouts.merged.model if merge_lora else lora)
 
 

@@ -66,18 +66,18 @@ def stopping_eos(free: torch.Tensor) -> tuple[set[int], set[int]]:
 
 
 def check_lagged_stop(model, tokenizer, prompts, max_new_tokens: int, sync_every: int, device: str = "cpu",
-                      calls: int = 1) -> None:
+                      calls: int = 1, runner: str | None = None) -> None:
     """With eos ids that end every row early, a :class:`StaticDecoder` returns generate's tokens and stops at the
     first question after one whose answer is yes (asked once all W tokens of the widest row exist, i.e. after W - 1
     steps): never before, and before the limit. ``calls``: decode the same prompts that many times with one decoder
-    (each call must not read an earlier call's answer)."""
+    (each call must not read an earlier call's answer). ``runner``: the decoder's (default: the device's)."""
     pad = tokenizer.pad_token_id
     encoded = encode(tokenizer, prompts, device)
     every = stopping_eos(greedy_generate(model, encoded, max_new_tokens, [], pad))[1]
     expected = greedy_generate(model, encoded, max_new_tokens, every, pad)
     width = expected.shape[1]
     decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + max_new_tokens, max_new_tokens, every, pad,
-                            sync_every=sync_every)
+                            sync_every=sync_every, runner=runner)
     steps = []
     step = decoder.step
     decoder.step = lambda: steps.append(1) or step()

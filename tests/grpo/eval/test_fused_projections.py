@@ -62,7 +62,7 @@ def test_greedy_decoding_is_token_identical(llama, tiny_model_dir):
     assert fuse_projections(llama) is None
     expected = greedy_generate(plain, encoded, 24, [], tokenizer.pad_token_id)
     fused = decode(llama, encoded["input_ids"], encoded["attention_mask"], 24, [], tokenizer.pad_token_id,
-                   compile=False)
+                   runner="eager")
     assert torch.equal(fused, expected)
     assert len({tuple(row.tolist()) for row in fused}) == len(PROMPTS)  # context-dependent tokens, not one repeated
 

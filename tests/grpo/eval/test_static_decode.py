@@ -225,7 +225,10 @@ def test_the_loop_refuses_what_it_cannot_decode(model_and_tokenizer):
     encoded = encode(tokenizer, PROMPTS)
     ids, mask, pad = encoded["input_ids"], encoded["attention_mask"], tokenizer.pad_token_id
     decoder = StaticDecoder(model, ids.shape[1] + 4, 4, [], pad)
-    assert not decoder.compiled  # eager on a CPU
+    assert decoder.runner == "eager" and not decoder.fixed_shape  # the default on a CPU
+    for runner in ("graph", "cudagraph"):  # graph: CUDA only
+        with pytest.raises(ValueError, match=f"runner '{runner}'"):
+            StaticDecoder(model, ids.shape[1] + 4, 4, [], pad, runner=runner)
     with pytest.raises(ValueError, match="left padding"):
         decoder(ids.flip(1), mask.flip(1))
     with pytest.raises(ValueError, match="max_cache_len"):
