@@ -92,6 +92,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.targets:
         raise ConfigError("grpo eval: give a model, run directory or checkpoint (or --compare A B)")
     _check_sampling_flags(args)
+    if args.loop_runner and args.decoder != "static_loop":
+        raise ConfigError("--loop-runner: only with --decoder static_loop (model.generate has no runner to set)")
+    if args.loop_runner == "graph":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--loop-runner graph: needs CUDA, and torch sees no GPU here; leave it out (eager)")
     targets = eval_run.expand_targets(args.targets, load_config(args.config, []), args.set)
     sampled = args.samples > 1 or args.temperature > 0
     params = SamplingParams(max_new_tokens=args.max_new_tokens, do_sample=sampled,
@@ -266,8 +273,8 @@ def _add_eval_command(commands) -> None:
     evaluate.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None,
                           help="KV cache: dynamic (default) or static (compilable on GPU)")
     evaluate.add_argument("--decoder", choices=["generate", "static_loop"], default="generate",
-                          help="model.generate (default) or grpo.eval.static_decode's fixed-shape loop (compiled on "
-                               "CUDA; Llama/Qwen2, others fall back to generate)")
+                          help="model.generate (default) or grpo.eval.static_decode's fixed-shape loop (Llama/Qwen2, "
+                               "others fall back to generate)")
     evaluate.add_argument("--loop-runner", choices=["compiled", "graph", "eager"], default=None,
                           help="with --decoder static_loop: how its step runs (grpo.eval.static_decode.RUNNERS; "
                                "default graph on CUDA, which starts in a second where compiled takes 40, eager "
@@ -305,7 +312,8 @@ def _add_bench_commands(commands) -> None:
     kv.add_argument("--cached-only", action="store_true", help="skip the uncached runs")
     kv.add_argument("--cache-implementation", choices=["dynamic", "static"], default=None)
     kv.add_argument("--static-loop", action="store_true",
-                    help="also time grpo.eval.static_decode's fixed-shape loop (compiled on CUDA) next to generate")
+                    help="also time grpo.eval.static_decode's fixed-shape loop (compiled on CUDA unless --loop-runner "
+                         "says otherwise) next to generate")
     kv.add_argument("--loop-repeated-kv", action="store_true",
                     help="with --static-loop: time the loop a second time with transformers' repeated key/value "
                          "heads instead of the grouped-query attention read in place")

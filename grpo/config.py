@@ -206,7 +206,8 @@ class EvalSection(_Section):
     every_n_steps: int | None = Field(None, gt=0, description="held-out greedy eval at step 0 and every N steps")
     decoder: Literal["generate", "static_loop"] = Field(
         "generate", description="generate: model.generate; static_loop: grpo.eval.static_decode's fixed-shape loop "
-                                "(compiled on CUDA; Llama/Qwen2 only, others fall back to generate)")
+                                "(one hand-captured CUDA graph a token on CUDA; Llama/Qwen2 only, others "
+                                "fall back to generate)")
 
 
 class LoggingSection(_Section):

@@ -38,7 +38,7 @@ class SamplingParams:
     num_samples: int = 1
     seed: int = 0
     cache_implementation: str | None = None  # None: dynamic KV cache; "static": fixed-size cache (compilable)
-    # "generate": model.generate; "static_loop": grpo.eval.static_decode (always a static cache, compiled on CUDA),
+    # "generate": model.generate; "static_loop": grpo.eval.static_decode (always a static cache, a CUDA graph on CUDA),
     # or model.generate where that loop does not support the model (logged)
     decoder: str = "generate"
     loop_runner: str | None = None  # static_loop: how its step runs (static_decode.RUNNERS); None: EVAL_RUNNER

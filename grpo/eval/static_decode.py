@@ -12,12 +12,13 @@ after a row's eos is pad, as ``model.generate`` leaves it.
 How the step runs (``runner``, :data:`RUNNERS`):
 - ``compiled`` (the default on CUDA): ``torch.compile`` fuses the step's elementwise work into few kernels and
   records the CUDA graph after its own warm-up runs, falling back to running the step without a graph (rather than
-  replaying a wrong one) when something in it cannot be captured. The fastest step, but compiling it costs 25-35 s
-  in a fresh process and 10 s even from inductor's cache (H200, docs/benchmarks.md).
+  replaying a wrong one) when something in it cannot be captured. The fastest step (1.2 ms at batch 64 on an
+  H200), but compiling it costs 38-49 s in a fresh process and 8-10 s even from inductor's cache
+  (docs/benchmarks.md).
 - ``graph`` (CUDA only): the step as PyTorch runs it eagerly, captured by hand into a ``torch.cuda.CUDAGraph`` after
-  the first prefill (:meth:`StaticDecoder._capture`): nothing compiles, so it is ready in about a second, and each
-  token is still one graph launch; its kernels are the unfused eager ones. For work too short to repay compiling
-  (an evaluation of a few thousand problems). The buffers and transformers' ``StaticCache`` keep their addresses for
+  the first prefill (:meth:`StaticDecoder._capture`): nothing compiles, so it is ready in 1.3 s, and each token is
+  still one graph launch; its kernels are the unfused eager ones (3.2 ms a step at batch 64). For work too short to
+  repay compiling: evaluations (:data:`grpo.eval.generation.EVAL_RUNNER`). The buffers and transformers' ``StaticCache`` keep their addresses for
   the decoder's life (the cache is reset in place), and transformers skips its data-dependent mask checks while a
   stream is capturing (``is_tracing``), which is what makes the hand capture valid.
 - ``eager``: no graph (the default off CUDA).
@@ -43,7 +44,7 @@ returns a reason. LoRA models from ``peft.get_peft_model`` pass the arguments th
 
 Wired into evaluation (``SamplingParams.decoder``, ``eval.decoder``) and, opt-in, into TRL's GRPO rollouts
 (``train.rollout_decoder``, :func:`grpo.train.rollout.install_static_loop`); tested on a CPU (eager) and on an
-H200 (compiled, tests/gpu/), measured in docs/benchmarks.md.
+H200 (compiled and graph, tests/gpu/), measured in docs/benchmarks.md.
 """
 
 from __future__ import annotations
