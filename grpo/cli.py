@@ -168,6 +168,8 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     from grpo.eval.fused_projections import is_fused
     from grpo.eval.grouped_attention import applies_to, split_kv_refusal
 
+    if args.loop_runner and not args.static_loop:
+        raise ConfigError("--loop-runner: only with --static-loop (generate has no runner to set)")
     target = Target(args.model, args.model, None, load_config(None, [f"model.dtype={args.dtype}"]))
     model, tokenizer = load_target(target, fused=not args.unfused)
     device = next(model.parameters()).device

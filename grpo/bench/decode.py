@@ -125,7 +125,7 @@ def kv_cache_table(model, tokenizer, batches: list[int], lengths: list[int], unc
                    loop_runner: str | None = None) -> list[KVRow]:
     """Time cached (and uncached) greedy generation of exactly ``length`` new tokens for each batch size; with
     ``static_loop``, also grpo.eval.static_decode's loop (one decoder per batch size, sized for the longest length,
-    so it compiles once per batch size on CUDA); with ``loop_repeated_kv`` as well, the loop a second time with
+    so on CUDA it compiles, or is captured, once per batch size); with ``loop_repeated_kv`` as well, the loop a second time with
     the grouped-query attention read in place turned off (transformers' repeated key/value heads), the mechanism
     on and off in one run. ``split_kv``: the loop's decode attention through grpo.eval.split_kv_attention's
     kernel where it applies (off: SDPA's kernels). ``loop_runner``: how the loop's step runs

@@ -101,7 +101,14 @@ def _static_loop(model, tokenizer, params: SamplingParams, eos_ids: set[int], ca
 
 
 def _eval_runner(model) -> str:
-    return EVAL_RUNNER if next(model.parameters()).device.type == "cuda" else "eager"
+    """:data:`EVAL_RUNNER` on CUDA, unless it cannot capture the model (then ``compiled``, said in the log)."""
+    if next(model.parameters()).device.type != "cuda":
+        return "eager"
+    reason = static_decode.graph_unsupported_reason(model)
+    if reason is None:
+        return EVAL_RUNNER
+    logger.warning("decoder static_loop: no hand-captured CUDA graph (%s); compiling the step instead", reason)
+    return "compiled"
 
 
 def static_cache_len(tokenizer, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> int:

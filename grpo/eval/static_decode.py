@@ -18,9 +18,15 @@ How the step runs (``runner``, :data:`RUNNERS`):
 - ``graph`` (CUDA only): the step as PyTorch runs it eagerly, captured by hand into a ``torch.cuda.CUDAGraph`` after
   the first prefill (:meth:`StaticDecoder._capture`): nothing compiles, so it is ready in 1.3 s, and each token is
   still one graph launch; its kernels are the unfused eager ones (3.2 ms a step at batch 64). For work too short to
-  repay compiling: evaluations (:data:`grpo.eval.generation.EVAL_RUNNER`). The buffers and transformers' ``StaticCache`` keep their addresses for
-  the decoder's life (the cache is reset in place), and transformers skips its data-dependent mask checks while a
-  stream is capturing (``is_tracing``), which is what makes the hand capture valid.
+  repay compiling: evaluations (:data:`grpo.eval.generation.EVAL_RUNNER`). A replay repeats the captured kernels
+  with the captured addresses and nothing of the Python that launched them, so the capture is valid only because
+  every value that changes between steps lives on the device: the buffers below, updated in place, and
+  transformers' ``StaticCache``, which keeps its tensors for the decoder's life (reset in place) and counts its
+  write position in a device tensor (``StaticLayer.cumulative_length``, also the mask's offset). What would break
+  it, and is refused: sliding-window layers (their position is a Python int; :func:`unsupported_reason`) and
+  rotary embeddings that read the positions on the host (:func:`graph_unsupported_reason`). The weights are read
+  where they were at capture: a model whose parameters move (ZeRO-3 gathers them anew for each evaluation) is
+  captured again (:meth:`StaticDecoder.prefill`).
 - ``eager``: no graph (the default off CUDA).
 
 Sampling draws its randomness from the caller's ``torch.Generator`` *outside* the step (one small kernel launch, no
@@ -60,6 +66,8 @@ from grpo.eval.kvcache import text_config
 
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
 RUNNERS = ("compiled", "graph", "eager")  # how the step runs: module docstring
+# rotary-embedding types whose forward reads max(position_ids) on the host (transformers' dynamic_rope_update)
+HOST_POSITION_ROPE = ("dynamic", "longrope")
 # eager steps before the hand capture (Triton's and cuBLAS's first-call work must not be captured); one, because each
 # writes one cache slot and output column past the prompt, and a decoder of 2 new tokens has room for only one
 GRAPH_WARMUP_STEPS = 1
@@ -122,6 +130,17 @@ def unsupported_reason(model, generation_config: GenerationConfig | None = None)
                if getattr(generation_config, name, None) not in (None, *neutral)]
     if changed:
         return f"the generation config sets {', '.join(changed)}, which this loop does not implement"
+    return None
+
+
+def graph_unsupported_reason(model) -> str | None:
+    """Why the ``graph`` runner cannot capture ``model``'s decode step (None: it can): what a replay would freeze
+    beyond :func:`unsupported_reason`'s checks."""
+    rope = getattr(text_config(model.config), "rope_parameters", None) or {}
+    rope_type = rope.get("rope_type", "default") if isinstance(rope, dict) else "default"
+    if rope_type in HOST_POSITION_ROPE:
+        return (f"rope_type {rope_type!r} reads the positions on the host in every forward, which a captured graph "
+                "would freeze")
     return None
 
 
@@ -276,10 +295,15 @@ class StaticDecoder:
         head = model.get_output_embeddings()
         self._vocab_size = getattr(head, "out_features", None) or head.weight.shape[0]  # the logits' width
         self.runner = runner or ("compiled" if self.device.type == "cuda" else "eager")
-        if self.runner not in RUNNERS or (self.runner == "graph" and self.device.type != "cuda"):
-            raise ValueError(f"runner {self.runner!r}: expected one of {', '.join(RUNNERS)} (graph: CUDA only)")
+        if self.runner not in RUNNERS:
+            raise ValueError(f"runner {self.runner!r}: expected one of {', '.join(RUNNERS)}")
+        if self.runner == "graph":
+            reason = graph_unsupported_reason(model) or (None if self.device.type == "cuda" else "CUDA only")
+            if reason is not None:
+                raise ValueError(f"runner 'graph': {reason}")
         self._step = _compiled_step(fullgraph) if self.runner == "compiled" else _decode_step
         self._graph: torch.cuda.CUDAGraph | None = None  # the ``graph`` runner's capture, for the current buffers
+        self._captured_weights: tuple[int, ...] = ()  # where the model's tensors were when it was captured
         self._cache: StaticCache | None = None
         self._buffers: _Buffers | None = None
         # where :meth:`ask_all_finished` copies the flag: pinned, so the copy is asynchronous
@@ -358,10 +382,13 @@ class StaticDecoder:
             raise ValueError("sampling needs a torch.Generator on the model's device")
         self._generator = generator
         buffers = self._prepare(batch)
+        if self._graph is not None and self._captured_weights != self._weight_addresses():
+            self._graph = None  # the weights moved since the capture, which would read their old memory
         if self.runner == "graph" and self._graph is None and self.max_new_tokens > 1:  # (1 token: no step)
             state = None if generator is None else generator.get_state()
             self._fill(buffers, input_ids, attention_mask)  # the cache allocates its tensors in the first forward
             self._graph = self._capture()  # (its warm-up steps decode: the prompts are filled in again below)
+            self._captured_weights = self._weight_addresses()
             if state is not None:
                 generator.set_state(state)  # the same draws as the other runners
             self._cache.reset()
@@ -399,6 +426,9 @@ class StaticDecoder:
         with decode_attention(self.model, self.grouped_attention, self.split_kv_attention):
             self._step(self.model, self._cache, self._buffers, self.sampling, self.pad_id)
 
+    def _weight_addresses(self) -> tuple[int, ...]:
+        return tuple(tensor.data_ptr() for tensor in (*self.model.parameters(), *self.model.buffers()))
+
     def _capture(self) -> torch.cuda.CUDAGraph:
         """The ``graph`` runner's step, captured as PyTorch's docs prescribe: warm-up steps on a side stream (first
         calls allocate workspaces and build Triton kernels, which a capture must not contain), then one captured
@@ -411,7 +441,9 @@ class StaticDecoder:
                     self._run_step()
             current.wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # a stream of this device: torch.cuda.graph's default capture stream is made once per process, on
+            # whichever device was current at the first capture
+            with torch.cuda.graph(graph, stream=torch.cuda.Stream()):
                 self._run_step()
         return graph
 

@@ -109,8 +109,9 @@ class StaticLoopRollouts:
     without a ``generation_config`` (the pipeline's evaluations pass plain keyword settings) goes there silently.
 
     One decoder and one cache length (``max_cache_len``: the longest training prompt plus
-    ``max_completion_length``) serve the whole run, so the step compiles (on CUDA) once; a longer padded prompt
-    (TRL's ``pad_to_multiple_of``, a prompt longer than planned) grows the cache once, with a line in the log. The
+    ``max_completion_length``) serve the whole run, so the step compiles (or is captured) once on CUDA; a longer
+    padded prompt (TRL's ``pad_to_multiple_of``, a prompt longer than planned) grows the cache once, with a line in
+    the log. The
     cache stays allocated between rollouts (as transformers keeps its own static cache on the model), so the
     training step's memory carries one rollout's KV cache on top of what ``generate``'s dynamic cache would leave.
 
@@ -206,7 +207,7 @@ class StaticLoopRollouts:
         if needed > self.max_cache_len:
             self._say_once(f"rollout decoder static_loop: a padded prompt of {prompt_length} tokens needs a cache of "
                            f"{needed} tokens, more than the {self.max_cache_len} planned; the cache grows (on CUDA "
-                           "the step compiles again)")
+                           "the step compiles or is captured again)")
             self.max_cache_len = needed
         kept = self.decoder
         if kept is None or not kept.serves(model, self.max_cache_len, settings.max_new_tokens, settings.eos_ids,

@@ -1,8 +1,9 @@
-"""The static decode loop compiled on CUDA (marked `gpu`; skipped without CUDA): torch.compile with
-mode="reduce-overhead" replays the step as a CUDA graph. Greedy tokens equal eager ``model.generate``'s, a second
-batch of the same shape reuses the compiled step, the steps never sync with the host, sampling keeps the model's
-distribution, ``generate(decoder="static_loop")`` pads a short last batch instead of compiling (or capturing)
-again, and the rollout hook reads weights updated in place without compiling again.
+"""The static decode loop on CUDA (marked `gpu`; skipped without CUDA), mostly its ``compiled`` runner: torch.compile
+with mode="reduce-overhead" replays the step as a CUDA graph. Greedy tokens equal eager ``model.generate``'s, a
+second batch of the same shape reuses the compiled step, and sampling compiles at a real vocabulary size. For both
+runners that replay a CUDA graph (``compiled`` and the hand-captured ``graph``): the steps never sync with the host,
+sampling keeps the model's distribution, ``generate(decoder="static_loop")`` pads a short last batch instead of
+compiling or capturing again, and the rollout hook reads weights updated in place without either.
 
 Run on the device machine: `python3 -m pytest -m gpu tests/gpu -q`.
 """
@@ -105,11 +106,11 @@ def test_generate_pads_the_last_batch_for_the_loop(cuda_model, monkeypatch, runn
 @pytest.mark.parametrize("runner", ["compiled", "graph"])
 @pytest.mark.parametrize("merge_lora", [False, True], ids=["adapter-layers", "merged-copy"])
 def test_rollouts_read_updated_weights_without_recompiling(cuda_model, merge_lora, runner):
-    """The rollout hook (grpo.train.rollout.StaticLoopRollouts), compiled, on a LoRA model in train mode as TRL hands
-    it over: between two rollouts the adapter's weights change in place, as an optimizer step changes them. The
+    """The rollout hook (grpo.train.rollout.StaticLoopRollouts), with either runner, on a LoRA model in train mode as
+    TRL hands it over: between two rollouts the adapter's weights change in place, as an optimizer step changes them. The
     loop decodes through the adapter layers, or (``merge_lora``) a copy with the adapter merged, refreshed in place
-    before each rollout. The second rollout compiles nothing and equals generate's greedy tokens for the new
-    weights: the CUDA graph reads the current weights rather than those it was recorded (or captured) with."""
+    before each rollout. The second rollout compiles (or captures) nothing and equals generate's greedy tokens for
+    the new weights: the CUDA graph reads the current weights rather than those it was recorded (or captured) with."""
     model, tokenizer = cuda_model
     torch.manual_seed(0)
     lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],

@@ -1,7 +1,7 @@
 """The static decode loop's ``graph`` runner on CUDA (marked `gpu`; skipped without CUDA): the eager step captured by
 hand into one CUDA graph, replayed once per token. It must decode exactly what the eager step decodes (the same
-kernels, so the same tokens for the same random draws, greedy or sampled), capture again for a new batch size, and stop
-as the other runners stop. The sampling distribution, the absence of host syncs and the rollouts' weights updated in
+kernels, so the same tokens for the same random draws, greedy or sampled), capture again for a new batch size and
+when the weights move to new memory, and stop as the other runners stop. The sampling distribution, the absence of host syncs and the rollouts' weights updated in
 place are tested for both runners that replay a CUDA graph in test_static_decode_cuda.py.
 
 Run on the device machine: `python3 -m pytest -m gpu tests/gpu -q`.
@@ -64,3 +64,23 @@ def test_graph_sampling_draws_the_eager_steps_tokens(cuda_model):
 def test_graph_loop_stops_one_question_after_every_row_finished(cuda_model):
     model, tokenizer = cuda_model
     check_lagged_stop(model, tokenizer, PROMPTS, NEW, sync_every=3, device="cuda", calls=2, runner="graph")
+
+
+def test_graph_captures_again_when_the_weights_move(cuda_model):
+    """ZeRO-3 gathers the parameters into new memory for each evaluation: a graph that kept reading the old
+    addresses would decode from freed memory. Here every parameter moves to a copy and its old memory is kept
+    and filled with NaN: the decoder captures again and decodes generate's tokens."""
+    model, tokenizer = cuda_model
+    pad = tokenizer.pad_token_id
+    encoded = encode(tokenizer, PROMPTS, "cuda")
+    decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW, NEW, [], pad, runner="graph")
+    expected = greedy_generate(model, encoded, NEW, [], pad)
+    assert torch.equal(decoder(encoded["input_ids"], encoded["attention_mask"]), expected)
+    graph, old = decoder._graph, []
+    with torch.no_grad():
+        for parameter in model.parameters():
+            old.append(parameter.data)
+            parameter.data = parameter.data.clone()
+            old[-1].fill_(float("nan"))
+    assert torch.equal(decoder(encoded["input_ids"], encoded["attention_mask"]), expected)
+    assert decoder._graph is not graph

@@ -14,7 +14,8 @@ from transformers import GenerationConfig, Qwen2Config
 
 from grpo.eval import generation, static_decode
 from grpo.eval.generation import SamplingParams
-from grpo.eval.static_decode import Sampling, StaticDecoder, decode, unsupported_reason
+from grpo.eval.static_decode import (HOST_POSITION_ROPE, Sampling, StaticDecoder, decode, graph_unsupported_reason,
+                                     unsupported_reason)
 from tests.grpo.eval.static_decode_checks import (PROMPTS, check_lagged_stop, chi_square_p_value, encode,
                                                   greedy_generate, next_token_probs, sampled_pair_p_values,
                                                   sharpened_model, stopping_eos, teacher_forced_logprobs)
@@ -226,9 +227,10 @@ def test_the_loop_refuses_what_it_cannot_decode(model_and_tokenizer):
     ids, mask, pad = encoded["input_ids"], encoded["attention_mask"], tokenizer.pad_token_id
     decoder = StaticDecoder(model, ids.shape[1] + 4, 4, [], pad)
     assert decoder.runner == "eager" and not decoder.fixed_shape  # the default on a CPU
-    for runner in ("graph", "cudagraph"):  # graph: CUDA only
-        with pytest.raises(ValueError, match=f"runner '{runner}'"):
-            StaticDecoder(model, ids.shape[1] + 4, 4, [], pad, runner=runner)
+    with pytest.raises(ValueError, match="runner 'cudagraph': expected one of compiled, graph, eager"):
+        StaticDecoder(model, ids.shape[1] + 4, 4, [], pad, runner="cudagraph")
+    with pytest.raises(ValueError, match="runner 'graph': CUDA only"):
+        StaticDecoder(model, ids.shape[1] + 4, 4, [], pad, runner="graph")
     with pytest.raises(ValueError, match="left padding"):
         decoder(ids.flip(1), mask.flip(1))
     with pytest.raises(ValueError, match="max_cache_len"):
@@ -325,3 +327,16 @@ def test_a_decoder_whose_split_kv_kernels_are_refused_decodes_through_sdpa(model
     assert StaticDecoder(model, length, NEW, [], pad).split_kv_attention
     assert not StaticDecoder(model, length, NEW, [], pad, split_kv_attention=False).split_kv_attention
     assert capsys.readouterr().out == ""
+
+
+def test_the_graph_runner_refuses_rotary_embeddings_that_read_positions_on_the_host(model_and_tokenizer,
+                                                                                     monkeypatch):
+    """transformers' dynamic and longrope rotary embeddings read max(position_ids) on the host in every forward: a
+    hand-captured graph would freeze what it read at capture (or the capture would fail on the sync)."""
+    model, tokenizer = model_and_tokenizer
+    assert graph_unsupported_reason(model) is None
+    for rope_type in HOST_POSITION_ROPE:
+        monkeypatch.setattr(model.config, "rope_parameters", {"rope_type": rope_type, "factor": 2.0})
+        assert rope_type in graph_unsupported_reason(model)
+        with pytest.raises(ValueError, match=f"runner 'graph': rope_type '{rope_type}' reads the positions"):
+            StaticDecoder(model, 16, 4, [], tokenizer.pad_token_id, runner="graph")
