@@ -16,8 +16,8 @@ How the step runs (``runner``, :data:`RUNNERS`):
   H200), but compiling it costs 38-49 s in a fresh process and 8-10 s even from inductor's cache
   (docs/benchmarks.md).
 - ``graph`` (CUDA only): the step as PyTorch runs it eagerly, captured by hand into a ``torch.cuda.CUDAGraph`` after
-  the first prefill (:meth:`StaticDecoder._capture`): nothing compiles, so it is ready in 1.3 s, and each token is
-  still one graph launch; its kernels are the unfused eager ones (3.2 ms a step at batch 64). For work too short to
+  the first prefill (:meth:`StaticDecoder._capture`): nothing compiles, so a first call of 256 tokens at batch 64,
+  capture included, takes 1.3 s, and each token is still one graph launch; its kernels are the unfused eager ones (3.2 ms a step at batch 64). For work too short to
   repay compiling: evaluations (:data:`grpo.eval.generation.EVAL_RUNNER`). A replay repeats the captured kernels
   with the captured addresses and nothing of the Python that launched them, so the capture is valid only because
   every value that changes between steps lives on the device: the buffers below, updated in place, and
