@@ -17,8 +17,9 @@ How the step runs (``runner``, :data:`RUNNERS`):
   (docs/benchmarks.md).
 - ``graph`` (CUDA only): the step as PyTorch runs it eagerly, captured by hand into a ``torch.cuda.CUDAGraph`` after
   the first prefill (:meth:`StaticDecoder._capture`): nothing compiles, so a first call of 256 tokens at batch 64,
-  capture included, takes 1.3 s, and each token is still one graph launch; its kernels are the unfused eager ones (3.2 ms a step at batch 64). For work too short to
-  repay compiling: evaluations (:data:`grpo.eval.generation.EVAL_RUNNER`). A replay repeats the captured kernels
+  capture included, takes 1.3 s, and each token is still one graph launch; its kernels are the unfused eager ones
+  (3.2 ms a step at batch 64). For work too short to repay compiling: evaluations
+  (:data:`grpo.eval.generation.EVAL_RUNNER`). A replay repeats the captured kernels
   with the captured addresses and nothing of the Python that launched them, so the capture is valid only because
   every value that changes between steps lives on the device: the buffers below, updated in place, and
   transformers' ``StaticCache``, which keeps its tensors for the decoder's life (reset in place) and counts its
