@@ -1,8 +1,9 @@
 """The static decode loop's ``graph`` runner on CUDA (marked `gpu`; skipped without CUDA): the eager step captured by
 hand into one CUDA graph, replayed once per token. It must decode exactly what the eager step decodes (the same
 kernels, so the same tokens for the same random draws, greedy or sampled), capture again for a new batch size and
-when the weights move to new memory, and stop as the other runners stop. The sampling distribution, the absence of host syncs and the rollouts' weights updated in
-place are tested for both runners that replay a CUDA graph in test_static_decode_cuda.py.
+when the weights move to new memory, and stop as the other runners stop. The sampling distribution, the absence of
+host syncs and the rollouts' weights updated in place are tested for both runners that replay a CUDA graph in
+test_static_decode_cuda.py.
 
 Run on the device machine: `python3 -m pytest -m gpu tests/gpu -q`.
 """
@@ -38,10 +39,12 @@ def test_graph_greedy_tokens_equal_generate_over_calls_and_batch_sizes(cuda_mode
                        greedy_generate(model, encoded, NEW, eos, pad))
     graph = decoder._graph
     other = encode(tokenizer, PROMPTS[::-1], "cuda")  # same padded width, other rows
-    assert torch.equal(decoder(other["input_ids"], other["attention_mask"]), greedy_generate(model, other, NEW, eos, pad))
+    assert torch.equal(decoder(other["input_ids"], other["attention_mask"]),
+                       greedy_generate(model, other, NEW, eos, pad))
     assert decoder._graph is graph
     fewer = encode(tokenizer, PROMPTS[:2], "cuda")
-    assert torch.equal(decoder(fewer["input_ids"], fewer["attention_mask"]), greedy_generate(model, fewer, NEW, eos, pad))
+    assert torch.equal(decoder(fewer["input_ids"], fewer["attention_mask"]),
+                       greedy_generate(model, fewer, NEW, eos, pad))
     assert decoder._graph is not graph
 
 
