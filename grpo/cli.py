@@ -167,6 +167,7 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     from grpo.eval.eval_run import Target, load_target
     from grpo.eval.fused_projections import is_fused
     from grpo.eval.grouped_attention import applies_to, split_kv_refusal
+    from grpo.eval.static_decode import default_runner
 
     if args.loop_runner and not args.static_loop:
         raise ConfigError("--loop-runner: only with --static-loop (generate has no runner to set)")
@@ -188,8 +189,7 @@ def cmd_bench_kv(args: argparse.Namespace) -> int:
     print("\n" + bench.markdown(rows))
     if args.out:
         extra = {"fused_projections": fused, "split_kv_attention": split_kv,
-                 "loop_runner": (args.loop_runner or ("compiled" if device.type == "cuda" else "eager"))
-                 if args.static_loop else None}
+                 "loop_runner": (args.loop_runner or default_runner(device)) if args.static_loop else None}
         Path(args.out).write_text(json.dumps([row.to_json() | extra for row in rows], indent=2))
     return 0
 

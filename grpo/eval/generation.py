@@ -17,7 +17,7 @@ logger = logging.getLogger("grpo")
 DECODERS = ("generate", "static_loop")
 # The static loop's runner for evaluations on CUDA: ``graph``, not the loop's own default ``compiled``. An evaluation
 # is too short to repay compiling: on an H200 the compiled step is 1.9 ms at batch 256 against the graph's 3.9, but
-# compiling it takes 38-48 s in a fresh process (10 s from inductor's cache) against the capture's 1.3 s, and the
+# compiling it takes 38-49 s in a fresh process (8-10 s from inductor's cache) against the capture's 1.3 s, and the
 # whole of GSM8K test decodes in about 1,500 steps (docs/benchmarks.md, "A CUDA graph without compiling").
 EVAL_RUNNER = "graph"
 

@@ -246,6 +246,12 @@ def _decode_step(model, cache: StaticCache, buffers: _Buffers, sampling: Samplin
 
 
 _COMPILED_STEPS: dict[bool, object] = {}
+
+
+def default_runner(device: torch.device) -> str:
+    """The runner a decoder gets when none is asked for: ``compiled`` on CUDA, ``eager`` elsewhere."""
+    return "compiled" if device.type == "cuda" else "eager"
+
 _REPORTED_REFUSALS: set[str] = set()  # the split-KV refusals already printed
 
 
@@ -295,7 +301,7 @@ class StaticDecoder:
         self.device = next(model.parameters()).device
         head = model.get_output_embeddings()
         self._vocab_size = getattr(head, "out_features", None) or head.weight.shape[0]  # the logits' width
-        self.runner = runner or ("compiled" if self.device.type == "cuda" else "eager")
+        self.runner = runner or default_runner(self.device)
         if self.runner not in RUNNERS:
             raise ValueError(f"runner {self.runner!r}: expected one of {', '.join(RUNNERS)}")
         if self.runner == "graph":

@@ -20,7 +20,8 @@ from grpo.eval.generation import SamplingParams
 from grpo.eval.static_decode import Sampling, StaticDecoder, next_tokens
 from grpo.train.rollout import StaticLoopRollouts
 from tests.grpo.eval.static_decode_checks import (PROMPTS, check_lagged_stop, encode, greedy_generate,
-                                                  sampled_pair_p_values, sharpened_model, teacher_forced_logprobs)
+                                                  sampled_pair_p_values, sharpened_model, stopping_eos,
+                                                  teacher_forced_logprobs)
 
 pytestmark = pytest.mark.gpu
 NEW = 16
@@ -39,7 +40,7 @@ def test_compiled_greedy_tokens_equal_generate_and_compile_once(cuda_model):
     pad = tokenizer.pad_token_id
     encoded = encode(tokenizer, PROMPTS, "cuda")
     free = greedy_generate(model, encoded, NEW, [], pad)
-    eos = {int(free[0, 4]), int(free[1, 3])}
+    eos = stopping_eos(free)[0]
     decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW + 8, NEW, eos, pad, sync_every=4,
                             fullgraph=True)
     assert decoder.compiled  # the default on CUDA

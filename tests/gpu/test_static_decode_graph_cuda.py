@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from grpo.eval.static_decode import Sampling, StaticDecoder
-from tests.grpo.eval.static_decode_checks import PROMPTS, check_lagged_stop, encode, greedy_generate, sharpened_model
+from tests.grpo.eval.static_decode_checks import (PROMPTS, check_lagged_stop, encode, greedy_generate,
+                                                  sharpened_model, stopping_eos)
 
 pytestmark = pytest.mark.gpu
 NEW = 16
@@ -32,7 +33,7 @@ def test_graph_greedy_tokens_equal_generate_over_calls_and_batch_sizes(cuda_mode
     pad = tokenizer.pad_token_id
     encoded = encode(tokenizer, PROMPTS, "cuda")
     free = greedy_generate(model, encoded, NEW, [], pad)
-    eos = {int(free[0, 4]), int(free[1, 3])}
+    eos = stopping_eos(free)[0]
     decoder = StaticDecoder(model, encoded["input_ids"].shape[1] + NEW + 8, NEW, eos, pad, sync_every=4,
                             runner="graph")
     assert torch.equal(decoder(encoded["input_ids"], encoded["attention_mask"]),
