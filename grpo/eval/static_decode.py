@@ -45,7 +45,8 @@ that splits the cache across thread blocks (:mod:`grpo.eval.split_kv_attention`)
 Scope: Llama and Qwen2 families (their forward takes ``past_key_values``, ``position_ids``, ``attention_mask``,
 ``logits_to_keep``; transformers 5.x dropped ``cache_position``, the static cache counts its own write position on
 the device), full attention only, SDPA or eager attention, greedy or temperature / top-k / top-p sampling, and
-generation configs that ask for nothing more (no repetition penalty, minimum length, ...). :func:`unsupported_reason`
+generation configs that ask for nothing more (no repetition penalty, minimum length, ...), and transformers' own
+forwards (not those Unsloth puts on its classes). :func:`unsupported_reason`
 decides by those explicit checks; :func:`grpo.eval.generation.generate` falls back to ``model.generate`` when it
 returns a reason. LoRA models from ``peft.get_peft_model`` pass the arguments through to the base model and work.
 
@@ -74,6 +75,10 @@ HOST_POSITION_ROPE = ("dynamic", "longrope")
 GRAPH_WARMUP_STEPS = 1
 SYNC_EVERY = 8  # tokens between the host's "all rows finished?" questions (at most 2x this many steps after the last)
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
+# Packages that replace transformers' forward methods for the whole process: Unsloth, when it loads a model, assigns
+# its own forwards to transformers' Llama/Qwen2 classes (any model built afterwards has them too); they read positions
+# on the host (``int(position_ids.max())``), which neither compiles nor captures (tests/gpu/test_gpu_paths.py)
+FOREIGN_FORWARD_PACKAGES = ("unsloth",)
 # Generation-config fields that add logits processing, stopping rules or other outputs this loop does not implement,
 # each with the values at which ``model.generate`` does nothing for it (None, unset, always counts as such). A config
 # that sets any of them otherwise (Qwen2.5-Instruct ships repetition_penalty 1.05, which ``model.generate`` applies
@@ -122,6 +127,9 @@ def unsupported_reason(model, generation_config: GenerationConfig | None = None)
     attention = getattr(config, "_attn_implementation", None)
     if attention not in SUPPORTED_ATTENTION:
         return f"attention implementation {attention!r} is not one of {sorted(SUPPORTED_ATTENTION)}"
+    foreign = foreign_forward(model)
+    if foreign is not None:
+        return f"{foreign}, which this loop cannot compile or capture"
     peft_config = getattr(model, "active_peft_config", None)
     if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
         return "prompt-learning PEFT adapters (prefix or prompt tuning) change the cache and are not supported"
@@ -131,6 +139,17 @@ def unsupported_reason(model, generation_config: GenerationConfig | None = None)
                if getattr(generation_config, name, None) not in (None, *neutral)]
     if changed:
         return f"the generation config sets {', '.join(changed)}, which this loop does not implement"
+    return None
+
+
+def foreign_forward(model) -> str | None:
+    """Which of ``model``'s modules runs a forward from one of :data:`FOREIGN_FORWARD_PACKAGES` (None: none), as
+    "LlamaModel.forward comes from unsloth.models.llama"; a forward set on the instance counts as well as the class's."""
+    for module in model.modules() if hasattr(model, "modules") else ():
+        forward = vars(module).get("forward") or type(module).forward
+        origin = getattr(forward, "__module__", None) or ""
+        if origin.startswith(FOREIGN_FORWARD_PACKAGES):
+            return f"{type(module).__name__}.forward comes from {origin}"
     return None
 
 

@@ -6,6 +6,8 @@ Run on the device machine: `python3 -m pytest -m gpu tests/gpu -q` (see docs/ben
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,7 +15,6 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from grpo.bench import train_step as bench_train
-from grpo.cli import main
 
 pytestmark = pytest.mark.gpu
 
@@ -32,6 +33,10 @@ def test_static_compiled_decoding_samples_the_same_tokens(tiny_model_dir):
 
 
 def test_unsloth_backend_trains_and_saves_an_adapter(tmp_path, tiny_model_dir):
+    """Each command in its own process, as a user runs them: Unsloth replaces transformers' Llama forwards for the
+    whole process once it loads a model, so an in-process run would change every later test's model (the static
+    loop's GPU tests failed after it, 2026-12-01). The held-out evaluation asks for the static loop, which must
+    see Unsloth's forwards and decode with ``model.generate`` instead."""
     pytest.importorskip("unsloth")
     folder = bench_train.materialize_shape("smollm2-135m", tmp_path / "models", str(tiny_model_dir))
     # The random model's text decodes to little with the tiny tokenizer, so reward the token ids themselves:
@@ -47,10 +52,18 @@ data: {{system_prompt: "", max_prompt_tokens: 64, synthetic: {{train_size: 32, e
 rewards: [{{name: math_correctness}}, {{name: "{plugin}:id_reward"}}]
 train: {{max_steps: 2, per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 16,
         learning_rate: 0.001, save_steps: 2, report_to: [none]}}
+eval: {{before_after: true, num_problems: 4, max_new_tokens: 8, batch_size: 4, decoder: static_loop}}
 """)
-    assert main(["train", str(config)]) == 0
+    _run_grpo("train", str(config))
     run_dir = tmp_path / "runs" / "unsloth"
     assert json.loads((run_dir / "environment.json").read_text())["backend"] == "unsloth"
     saved = load_file(run_dir / "adapter" / "adapter_model.safetensors")
     assert any(tensor.abs().sum() > 0 for name, tensor in saved.items() if "lora_B" in name)
-    assert main(["eval", str(run_dir), "--max-new-tokens", "8"]) == 0
+    assert "forward comes from unsloth" in (run_dir / "train.log").read_text()
+    _run_grpo("eval", str(run_dir), "--max-new-tokens", "8")
+
+
+def _run_grpo(*arguments: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "grpo.cli", *arguments], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

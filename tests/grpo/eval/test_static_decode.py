@@ -101,16 +101,25 @@ def test_a_lora_model_decodes_as_its_generate(model_and_tokenizer):
         assert not torch.equal(decode(lora, encoded["input_ids"], encoded["attention_mask"], NEW, [], pad), decoded)
 
 
-@pytest.mark.parametrize("change", ["model_type", "repetition_penalty"])
+@pytest.mark.parametrize("change", ["model_type", "repetition_penalty", "unsloth_forward"])
 def test_unsupported_models_fall_back_to_generate(model_and_tokenizer, monkeypatch, caplog, change):
     """decoder="static_loop" on a model the loop does not support (another architecture; a generation config with
-    a repetition penalty): no loop is built, model.generate decodes, the log says why, the completions are those
-    of the default decoder."""
+    a repetition penalty; a forward that Unsloth put on transformers' class): no loop is built, model.generate
+    decodes, the log says why, the completions are those of the default decoder."""
     model, tokenizer = model_and_tokenizer
     if change == "model_type":
         monkeypatch.setattr(model.config, "model_type", "mistral")
-    else:  # as Qwen2.5-Instruct's generation config does; model.generate applies it even when greedy
+    elif change == "repetition_penalty":  # as Qwen2.5-Instruct's generation config does; generate applies it greedy
         model.generation_config.repetition_penalty = 1.3
+    else:  # as Unsloth does when it loads a model: its own forward on transformers' attention class, same outputs
+        attention_class = type(model.model.layers[0].self_attn)
+        transformers_forward = attention_class.forward
+
+        def patched_forward(self, *args, **kwargs):
+            return transformers_forward(self, *args, **kwargs)
+
+        patched_forward.__module__ = "unsloth.models.llama"
+        monkeypatch.setattr(attention_class, "forward", patched_forward)
     reference = generation.generate(model, tokenizer, PROMPTS, SamplingParams(max_new_tokens=8), 5, progress=False)
     calls = []
     original = model.generate
@@ -128,7 +137,8 @@ def test_unsupported_models_fall_back_to_generate(model_and_tokenizer, monkeypat
         fallback = generation.generate(model, tokenizer, PROMPTS, SamplingParams(max_new_tokens=8,
                                        decoder="static_loop"), 5, progress=False)
     assert calls and fallback == reference
-    said = {"model_type": "model type 'mistral'", "repetition_penalty": "sets repetition_penalty"}[change]
+    said = {"model_type": "model type 'mistral'", "repetition_penalty": "sets repetition_penalty",
+            "unsloth_forward": "LlamaAttention.forward comes from unsloth.models.llama"}[change]
     assert said in caplog.text
 
 
