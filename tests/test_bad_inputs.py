@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +20,8 @@ import torch
 from grpo.cli import main
 from grpo.config import load_config, to_yaml
 from grpo.rundir import MARKER
+from tests.grpo.cli_process import run_grpo
 
-ROOT = Path(__file__).resolve().parent.parent
 GOOD_ROWS = [{"question": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(6)]
 
 
@@ -263,28 +260,19 @@ def test_bad_input(case, workspace, tiny_model_dir, monkeypatch, capsys):
     assert checksums(workspace) == before
 
 
-def _grpo(workspace: Path, *argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m grpo`` of this checkout (not whichever one is installed in the environment, e.g. from a git
-    worktree), run in ``workspace``."""
-    environment = {key: value for key, value in os.environ.items() if key != "GRPO_DEBUG"} | (env or {})
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "grpo", *argv], cwd=workspace, capture_output=True, text=True,
-                          env=environment, timeout=300)
-
-
 def test_a_terminal_sees_one_line_and_debug_shows_the_traceback(workspace, tiny_model_dir):
     """In a real process: a config mistake and a runtime failure are one line; --debug or GRPO_DEBUG=1 adds
     the traceback. The runtime failure: evaluating a run whose adapter folder holds no adapter_config.json (PEFT
     raises while loading it)."""
-    config_error = _grpo(workspace, "config", str(workspace / "base.yaml"), "train.learning_rate=.inf")
+    config_error = run_grpo(workspace, "config", str(workspace / "base.yaml"), "train.learning_rate=.inf")
     assert config_error.returncode == 2
     assert config_error.stderr.strip() == f"grpo: error: train.learning_rate: {FINITE} (got inf)"
     before = checksums(workspace)
-    runtime = _grpo(workspace, "eval", str(workspace / "runs" / "old"), "--limit", "1")
+    runtime = run_grpo(workspace, "eval", str(workspace / "runs" / "old"), "--limit", "1")
     assert runtime.returncode == 1 and "Traceback" not in runtime.stderr
     errors = [line for line in runtime.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "Can't find 'adapter_config.json'" in errors[0] and "--debug" in errors[0], errors
     for flag, env in ((["--debug"], None), ([], {"GRPO_DEBUG": "1"})):
-        debug = _grpo(workspace, "eval", str(workspace / "runs" / "old"), "--limit", "1", *flag, env=env)
+        debug = run_grpo(workspace, "eval", str(workspace / "runs" / "old"), "--limit", "1", *flag, env=env)
         assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
     assert checksums(workspace) == before

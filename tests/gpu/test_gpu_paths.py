@@ -6,8 +6,6 @@ Run on the device machine: `python3 -m pytest -m gpu tests/gpu -q` (see docs/ben
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,6 +13,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from grpo.bench import train_step as bench_train
+from tests.grpo.cli_process import run_grpo
 
 pytestmark = pytest.mark.gpu
 
@@ -54,16 +53,14 @@ train: {{max_steps: 2, per_device_train_batch_size: 8, num_generations: 4, max_c
         learning_rate: 0.001, save_steps: 2, report_to: [none]}}
 eval: {{before_after: true, num_problems: 4, max_new_tokens: 8, batch_size: 4, decoder: static_loop}}
 """)
-    _run_grpo("train", str(config))
+    _succeeds(run_grpo(tmp_path, "train", str(config), timeout=600))
     run_dir = tmp_path / "runs" / "unsloth"
     assert json.loads((run_dir / "environment.json").read_text())["backend"] == "unsloth"
     saved = load_file(run_dir / "adapter" / "adapter_model.safetensors")
     assert any(tensor.abs().sum() > 0 for name, tensor in saved.items() if "lora_B" in name)
     assert "forward comes from unsloth" in (run_dir / "train.log").read_text()
-    _run_grpo("eval", str(run_dir), "--max-new-tokens", "8")
+    _succeeds(run_grpo(tmp_path, "eval", str(run_dir), "--max-new-tokens", "8", timeout=600))
 
 
-def _run_grpo(*arguments: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "grpo.cli", *arguments], capture_output=True, text=True,
-                          timeout=600)
+def _succeeds(done) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
